@@ -1,0 +1,67 @@
+"""load_data: recognise the form of a FER2013 source, decode it (once, via the cache), carve val."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fer_search.data import cache, csv_forms, folders
+from fer_search.data.splits import carve_validation
+from fer_search.data.synthetic import make_synthetic
+from fer_search.data.types import FERData
+from fer_search.errors import UserError
+
+SYNTHETIC = "synthetic"
+
+
+def load_data(source: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
+              cache_dir: str | os.PathLike | None = None, progress: bool = True) -> FERData:
+    """Load FER2013 from `source`:
+    - Kaggle `fer2013.csv` (the file, or a folder holding it): val = PublicTest, test = PrivateTest;
+    - torchvision's `fer2013/` folder (icml_face_data.csv, or train.csv + unlabeled test.csv);
+    - image folders ROOT/{train,val|validation,test}/<class>/*.{jpg,jpeg,png,bmp};
+    - the exact string "synthetic": the built-in procedural data set (see make_synthetic).
+    Without a val split in the source, val is a stratified `val_fraction` of train drawn with
+    `seed`; val_fraction=0 keeps train whole (val=None). Raises UserError for bad input.
+    """
+    if isinstance(source, str) and source == SYNTHETIC:
+        # A fixed data set (seed 0) whatever `seed` is: like a real source, only the val carve varies.
+        return carve_validation(make_synthetic(seed=0, val_fraction=0), val_fraction, seed)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UserError(f"data path {path} does not exist (give a fer2013.csv, a torchvision fer2013/ "
+                        f"folder, image folders ROOT/train|test/<class>/, or 'synthetic')")
+    path = path.resolve()
+    form, found, fingerprint, decode = _recognise(path, progress)
+    data = cache.cached(form, found, fingerprint, decode, cache_dir)
+    return carve_validation(data, val_fraction, seed)
+
+
+def _recognise(path: Path, progress: bool):
+    """-> (form, the file or folder read, its fingerprint, decode function) for an existing path."""
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise UserError(f"{path}: not a CSV file; give a fer2013.csv, a torchvision fer2013/ folder "
+                            "or an image-folder root")
+        if path.name in csv_forms.TORCHVISION_FILES:
+            return _recognise(path.parent, progress)
+        return "kaggle_csv", path, _stamp([path]), lambda: csv_forms.read_kaggle_csv(path, progress=progress)
+    # torchvision's download root holds a fer2013/ folder; accept that root or the folder itself.
+    for folder in (path, path / "fer2013"):
+        if (folder / "fer2013.csv").is_file():
+            csv = folder / "fer2013.csv"
+            return "kaggle_csv", csv, _stamp([csv]), lambda: csv_forms.read_kaggle_csv(csv, progress=progress)
+        sources = csv_forms.torchvision_sources(folder) if folder.is_dir() else []
+        if sources:
+            return "torchvision", folder, _stamp(sources), lambda: csv_forms.read_torchvision(folder, progress=progress)
+    if folders.split_folders(path):
+        scan = folders.scan_folders(path)
+        return "folders", path, scan.fingerprint, lambda: folders.decode_folders(path, scan, progress=progress)
+    found = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+    raise UserError(f"{path}: no FER2013 data found; expected fer2013.csv, torchvision's fer2013/ "
+                    f"(train.csv, test.csv, icml_face_data.csv) or image folders train/ and/or test/ "
+                    f"holding <class>/ folders; found: {', '.join(found[:10]) or 'nothing (empty folder)'}")
+
+
+def _stamp(files: list[Path]) -> str:
+    """CSV fingerprint: size and mtime are enough to notice a replaced or edited file."""
+    return "\n".join(f"{f.name}\t{f.stat().st_size}\t{f.stat().st_mtime_ns}" for f in files)

@@ -1,0 +1,76 @@
+"""Containers for decoded FER2013 data: uint8 48x48 images, FER2013 class ids."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# FER2013's `emotion` column order. Folder names sort differently; ids always follow this tuple.
+CLASS_NAMES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SIZE = 48
+UNLABELED = -1
+
+
+@dataclass
+class Split:
+    """One split. images: (N, 48, 48) uint8; labels: (N,) int64, UNLABELED (-1) where unknown;
+    ids: (N,) str, a stable name per image (relative file path, or CSV row number)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if self.images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE) or self.images.dtype != np.uint8:
+            raise ValueError(f"images must be (N, 48, 48) uint8, got {self.images.shape} {self.images.dtype}")
+        if len(self.labels) != n or len(self.ids) != n:
+            raise ValueError("images, labels and ids must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def labeled(self) -> bool:
+        return len(self) > 0 and bool((self.labels != UNLABELED).all())
+
+    def subset(self, index: np.ndarray) -> "Split":
+        return Split(self.images[index], self.labels[index], self.ids[index])
+
+    def class_counts(self) -> np.ndarray:
+        labeled = self.labels[self.labels != UNLABELED]
+        return np.bincount(labeled, minlength=NUM_CLASSES)
+
+
+@dataclass
+class LoadReport:
+    """What loading had to fix or skip, so commands can tell the user."""
+
+    skipped: list[str] = field(default_factory=list)  # "path: reason" for unreadable images / rows
+    resized: int = 0  # images not 48x48, converted
+    converted_to_gray: int = 0  # colour images, converted
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FERData:
+    """A data set ready for training: `val` is what every selection uses, `test` is only reported."""
+
+    name: str  # human-readable origin, e.g. "folders:/abs/path" or "synthetic"
+    form: str  # "kaggle_csv" | "torchvision" | "folders" | "synthetic"
+    train: Split | None
+    val: Split | None
+    test: Split | None
+    report: LoadReport = field(default_factory=LoadReport)
+
+    def splits(self) -> dict[str, Split]:
+        return {k: v for k, v in (("train", self.train), ("val", self.val), ("test", self.test)) if v is not None}
+
+    def split(self, name: str) -> Split:
+        found = self.splits().get(name)
+        if found is None:
+            from fer_search.errors import UserError
+
+            raise UserError(f"{self.name} has no '{name}' split (it has: {', '.join(self.splits()) or 'none'})")
+        return found

@@ -1,0 +1,86 @@
+"""Self-describing model files (nanoGPT-style): one torch.save of plain types and tensors.
+
+A model file holds everything `evaluate`/`predict` need: architecture, hyperparameters, class names,
+normalisation, weights, and the metrics at its epoch. An ensemble file holds a list of model entries
+plus vote weights, temperature and the test-time augmentation setting. Both load with
+`torch.load(weights_only=True)`: no pickled code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fer_search.data.types import CLASS_NAMES
+from fer_search.errors import UserError
+
+MODEL_FORMAT = "fer_search.model/1"
+ENSEMBLE_FORMAT = "fer_search.ensemble/1"
+
+
+def model_entry(
+    arch: str,
+    model_hparams: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    normalization: tuple[float, float],
+    *,
+    config: dict[str, Any] | None = None,
+    epoch: int | None = None,
+    metrics: dict[str, float] | None = None,
+    tta: str = "none",
+) -> dict[str, Any]:
+    return {
+        "format": MODEL_FORMAT,
+        "arch": arch,
+        "model_hparams": dict(model_hparams),
+        "config": dict(config or {}),
+        "class_names": list(CLASS_NAMES),
+        "normalization": {"mean": float(normalization[0]), "std": float(normalization[1])},
+        "tta": tta,
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+        "epoch": epoch,
+        "metrics": dict(metrics or {}),
+    }
+
+
+def ensemble_entry(
+    members: list[dict[str, Any]], weights: list[float], temperature: float, tta: str = "none",
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    if len(members) != len(weights) or not members:
+        raise ValueError("an ensemble needs one weight per member and at least one member")
+    names = {tuple(m["class_names"]) for m in members}
+    if len(names) != 1:
+        raise UserError(f"ensemble members disagree on class names: {sorted(names)}")
+    return {
+        "format": ENSEMBLE_FORMAT,
+        "members": members,
+        "weights": [float(w) for w in weights],
+        "temperature": float(temperature),
+        "tta": tta,
+        "class_names": list(names.pop()),
+        "metadata": dict(metadata or {}),
+    }
+
+
+def save(entry: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(entry, tmp)
+    tmp.replace(path)  # atomic: an interrupted save never leaves a half-written model file
+    return path
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file")
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise UserError(f"{path}: not a readable fer_search model file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(entry, dict) or entry.get("format") not in (MODEL_FORMAT, ENSEMBLE_FORMAT):
+        raise UserError(f"{path}: not a fer_search model or ensemble file (no known 'format' field)")
+    return entry

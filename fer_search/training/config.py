@@ -1,0 +1,169 @@
+"""One flat training configuration: what `train --set key=value` and every search trial pass in."""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from fer_search.errors import UserError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "plateau", "cosine", "onecycle")
+IMBALANCE_OPTIONS = ("none", "weighted_loss", "oversample", "both")
+TTA_OPTIONS = ("none", "flip", "crops")
+SELECTION_METRICS = ("val_acc", "val_macro_f1")
+
+# The documented augmentation list at strength 1.0 (documented-versions.md, deeper_cnn v3).
+DOCUMENTED_AUGMENTATION = {
+    "hflip": 0.5,  # probability
+    "rotate": 15.0,  # +/- degrees
+    "translate": 0.10,  # +/- fraction of the side
+    "scale": 0.10,  # +/- fraction (90-110%)
+    "shear": 10.0,  # +/- degrees
+    "brightness": 0.2,  # +/- fraction
+    "contrast": 0.2,  # +/- fraction
+    "erasing": 0.1,  # probability
+}
+PROBABILITIES = ("hflip", "erasing")
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "simple_cnn"
+    model: dict[str, Any] = field(default_factory=dict)  # the architecture's own hyperparameters
+    pretrained: str | None = None  # local weights file, or "timm" for timm's local cache
+    epochs: int = 20
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    schedule: str = "plateau"
+    warmup_epochs: float = 0.0  # cosine only
+    plateau_patience: int = 3
+    plateau_factor: float = 0.5
+    patience: int = 0  # early stopping on the selection metric; 0 = off
+    imbalance: str = "none"
+    label_smoothing: float = 0.0
+    # Augmentation: `augment` scales the documented list; a field set explicitly overrides it.
+    augment: float = 0.0
+    hflip: float | None = None
+    rotate: float | None = None
+    translate: float | None = None
+    scale: float | None = None
+    shear: float | None = None
+    brightness: float | None = None
+    contrast: float | None = None
+    erasing: float | None = None
+    pad_crop: int = 0  # pixels of random pad-and-crop
+    mixup: float = 0.0  # Beta(alpha, alpha); 0 = off
+    tta: str = "none"  # test-time augmentation used when evaluating
+    metric: str = "val_acc"  # selects the best epoch and drives early stopping
+    seed: int = 0
+    compile: bool = False  # torch.compile (CUDA; slow to start)
+    max_train_images: int = 0  # cap per epoch, for smoke runs; 0 = all
+
+    def __post_init__(self) -> None:
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("imbalance", self.imbalance, IMBALANCE_OPTIONS)
+        _check_choice("tta", self.tta, TTA_OPTIONS)
+        _check_choice("metric", self.metric, SELECTION_METRICS)
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"option '{name}' must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise UserError(f"option 'lr' must be positive, got {self.lr}")
+        if self.imbalance == "both":
+            warnings.warn(
+                "imbalance=both combines class-weighted loss with oversampling; the documented v3 run "
+                "collapsed to predicting only 'disgust' with it. Prefer weighted_loss or oversample.",
+                stacklevel=2,
+            )
+
+    def augmentation(self) -> dict[str, float]:
+        """The effective augmentation parameters (documented list x strength, then overrides)."""
+        out = {}
+        for name, base in DOCUMENTED_AUGMENTATION.items():
+            explicit = getattr(self, name)
+            value = explicit if explicit is not None else base * self.augment
+            out[name] = min(value, 1.0) if name in PROBABILITIES else value
+        out["pad_crop"] = self.pad_crop
+        out["mixup"] = self.mixup
+        return out
+
+    def to_flat(self) -> dict[str, Any]:
+        """Flat dict: trainer fields plus the model's hyperparameters at top level."""
+        flat = {k: v for k, v in dataclasses.asdict(self).items() if k != "model"}
+        flat.update(self.model)
+        return flat
+
+    @classmethod
+    def from_flat(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Split flat keys into trainer fields and hyperparameters of `arch` (validated)."""
+        from fer_search.models import model_hparams
+
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = dict(values)
+        arch = values.pop("arch", cls.arch)
+        accepted = model_hparams(arch)
+        trainer_args: dict[str, Any] = {"arch": arch}
+        model_args = dict(values.pop("model", None) or {})
+        for key, value in values.items():
+            if key in fields:
+                trainer_args[key] = _coerce(key, value, fields[key].type)
+            elif key in accepted:
+                model_args[key] = value
+            else:
+                known = sorted(set(fields) - {"model"} | set(accepted))
+                raise UserError(f"unknown option '{key}' for {arch}; known options: {', '.join(known)}")
+        return cls(model=model_args, **trainer_args)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"option '{name}' must be one of {', '.join(choices)}; got '{value}'")
+
+
+def _coerce(key: str, value: Any, annotation: str) -> Any:
+    """Values from the command line or a search space arrive as str / numpy scalars."""
+    if value is None:
+        return None
+    kind = annotation.replace(" | None", "")
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if kind == "int":
+            as_float = float(value)
+            if as_float != int(as_float):
+                raise ValueError(value)
+            return int(as_float)
+        if kind == "float":
+            return float(value)
+        if kind in ("str", "str | None"):
+            return str(value)
+    except ValueError:
+        raise UserError(f"option '{key}' expects {kind}, got '{value}'") from None
+    return value
+
+
+def parse_set_options(pairs: list[str]) -> dict[str, Any]:
+    """`--set key=value` pairs -> dict; values are parsed as numbers, booleans or lists where they look so."""
+    import ast
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects key=value, got '{pair}'")
+        try:
+            out[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key.strip()] = {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
+    return out

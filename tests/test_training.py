@@ -1,0 +1,206 @@
+"""The training core: config, augmentation, imbalance options, the trainer, checkpoints, evaluate/predict."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fer_search.cli import main
+from fer_search.data import make_synthetic
+from fer_search.data.types import CLASS_NAMES
+from fer_search.errors import UserError
+from fer_search.training import TrainConfig, load_predictor, parse_set_options, train
+from fer_search.training.augment import augment_batch, tta_views
+from fer_search.training.checkpoint import load
+from fer_search.training.imbalance import class_weights, oversampled_epoch
+
+TINY_CNN = {"arch": "simple_cnn", "widths": (8, 16), "kernel_size": 3, "fc_width": 32}
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return make_synthetic(n_train=600, n_test=200, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, small_data):
+    out = tmp_path_factory.mktemp("train")
+    config = TrainConfig.from_flat({**TINY_CNN, "epochs": 2, "batch_size": 32, "augment": 0.5})
+    return out, train(config, small_data, out_dir=out, progress=False)
+
+
+def test_from_flat_sorts_trainer_and_model_keys():
+    config = TrainConfig.from_flat({"arch": "simple_cnn", "lr": "5e-4", "epochs": "3", "dropout": 0.2})
+    assert config.lr == 5e-4 and config.epochs == 3 and config.model == {"dropout": 0.2}
+    assert config.to_flat()["dropout"] == 0.2
+
+
+def test_from_flat_rejects_unknown_option_by_name():
+    with pytest.raises(UserError, match="unknown option 'lrr'"):
+        TrainConfig.from_flat({"arch": "simple_cnn", "lrr": 1e-3})
+    with pytest.raises(UserError, match="'epochs' expects int"):
+        TrainConfig.from_flat({"arch": "simple_cnn", "epochs": "ten"})
+    with pytest.raises(UserError, match="'imbalance' must be one of"):
+        TrainConfig(imbalance="smote")
+
+
+def test_imbalance_both_is_allowed_but_warned():
+    with pytest.warns(UserWarning, match="collapsed"):
+        TrainConfig(imbalance="both")
+
+
+def test_parse_set_options():
+    assert parse_set_options(["lr=1e-3", "widths=(32,64)", "batch_norm=false", "optimizer=sgd"]) == {
+        "lr": 1e-3, "widths": (32, 64), "batch_norm": False, "optimizer": "sgd"}
+    with pytest.raises(UserError, match="key=value"):
+        parse_set_options(["lr"])
+
+
+def test_augmentation_strength_scales_documented_list_and_overrides_win():
+    config = TrainConfig(augment=0.5, rotate=30.0)
+    aug = config.augmentation()
+    assert aug["rotate"] == 30.0 and aug["translate"] == pytest.approx(0.05) and aug["hflip"] == 0.25
+
+
+def test_augment_batch_identity_and_shapes():
+    x = torch.rand(16, 1, 48, 48) * 255
+    assert torch.equal(augment_batch(x, TrainConfig().augmentation()), x)
+    params = TrainConfig(augment=1.0, pad_crop=4).augmentation()
+    out = augment_batch(x, params, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and torch.isfinite(out).all() and not torch.equal(out, x)
+    again = augment_batch(x, params, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # seeded generator -> reproducible
+
+
+def test_hflip_only_mirrors_the_image():
+    x = torch.arange(48.0).repeat(2, 1, 48, 1)
+    out = augment_batch(x, {"hflip": 1.0})
+    assert torch.allclose(out, x.flip(-1), atol=1e-3)
+
+
+def test_tta_views_counts():
+    x = torch.rand(2, 1, 48, 48)
+    assert [len(tta_views(x, m)) for m in ("none", "flip", "crops")] == [1, 2, 10]
+
+
+def test_class_weights_are_inverse_frequency_with_unit_sample_mean():
+    labels = np.array([0] * 90 + [1] * 10)
+    w = class_weights(labels, 2).numpy()
+    assert w[1] / w[0] == pytest.approx(9.0)
+    assert (w[labels]).mean() == pytest.approx(1.0)
+
+
+def test_oversampling_balances_classes():
+    labels = torch.tensor([0] * 900 + [1] * 100 + [2] * 20)
+    drawn = oversampled_epoch(labels, 3, 30000, torch.Generator().manual_seed(0))
+    share = torch.bincount(labels[drawn], minlength=3).float() / len(drawn)
+    assert torch.allclose(share, torch.full((3,), 1 / 3), atol=0.02)
+
+
+def test_train_reports_every_epoch_metric(trained):
+    _, result = trained
+    row = result.history[-1]
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "val_macro_f1", "lr", "epoch_seconds", "images_per_s"):
+        assert np.isfinite(row[key])
+    assert {f"val_recall_{c}" for c in CLASS_NAMES} <= set(row)
+    assert len(result.history) == 2 and result.finished_by == "max_epochs"
+
+
+def test_checkpoint_is_self_describing_and_reproduces_val_probs(trained, small_data):
+    out, result = trained
+    entry = load(out / "model.pt")
+    assert entry["arch"] == "simple_cnn" and entry["class_names"] == list(CLASS_NAMES)
+    assert entry["epoch"] == result.best.epoch and entry["metrics"]["val_acc"] == result.best.metrics["val_acc"]
+    probs = load_predictor(out / "model.pt").predict_proba(small_data.val.images)
+    np.testing.assert_allclose(probs, result.best.val_probs, atol=1e-5)
+    assert (out / "metrics.csv").read_text().startswith("epoch,")
+
+
+def test_training_is_reproducible_on_cpu(small_data):
+    config = TrainConfig.from_flat({**TINY_CNN, "epochs": 1, "batch_size": 32, "augment": 1.0, "mixup": 0.2,
+                                    "imbalance": "oversample", "max_train_images": 128})
+    first = train(config, small_data, device="cpu", progress=False)
+    second = train(config, small_data, device="cpu", progress=False)
+    np.testing.assert_array_equal(first.best.val_probs, second.best.val_probs)
+
+
+def test_resume_continues_where_it_stopped(small_data):
+    config = TrainConfig.from_flat({**TINY_CNN, "epochs": 3, "batch_size": 32, "max_train_images": 128})
+    straight = train(config, small_data, device="cpu", progress=False)
+    saved = {}
+
+    def stop_after_first(metrics, state):
+        saved["state"] = state.resume_state()
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, small_data, device="cpu", progress=False, on_epoch=stop_after_first)
+    resumed = train(config, small_data, device="cpu", progress=False, resume=saved["state"])
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    np.testing.assert_allclose(resumed.history[-1]["val_loss"], straight.history[-1]["val_loss"], rtol=1e-5)
+
+
+def test_early_stopping_patience(small_data):
+    config = TrainConfig.from_flat({**TINY_CNN, "epochs": 20, "lr": 1e-9, "patience": 2, "max_train_images": 64})
+    result = train(config, small_data, device="cpu", progress=False)
+    assert result.finished_by == "early_stopping" and len(result.history) < 20
+
+
+def test_missing_cuda_is_a_clear_error(small_data):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(UserError, match="no CUDA device"):
+        train(TrainConfig.from_flat(TINY_CNN), small_data, device="cuda", progress=False)
+
+
+def test_cli_train_evaluate_predict_round_trip(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "simple_cnn", "--data", "synthetic", "--epochs", "1", "--out", str(out),
+            "--set", "widths=(8,16)", "--set", "kernel_size=3", "--set", "max_train_images=256"]
+    assert main(args) == 0
+    trained_text = capsys.readouterr().out
+    assert "best epoch 1" in trained_text and (out / "model.pt").is_file()
+
+    assert main(["evaluate", str(out / "model.pt"), "--data", "synthetic", "--split", "val", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    saved = load(out / "model.pt")["metrics"]
+    assert report["accuracy"] == pytest.approx(saved["val_acc"])
+    assert len(report["confusion_matrix"]) == 7 and set(report["per_class"]) == set(CLASS_NAMES)
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 80, 3), dtype=np.uint8)).save(pictures / "colour.png")
+    Image.fromarray(np.full((48, 48), 128, np.uint8)).save(pictures / "gray.jpg")
+    (pictures / "broken.jpg").write_bytes(b"not an image")
+    csv_path = tmp_path / "predictions.csv"
+    assert main(["predict", str(out / "model.pt"), str(pictures), "--csv", str(csv_path)]) == 0
+    import pandas as pd
+
+    table = pd.read_csv(csv_path)
+    assert len(table) == 3
+    readable = table[table["confidence"].notna()]
+    assert len(readable) == 2 and readable["emotion"].isin(CLASS_NAMES).all()
+    np.testing.assert_allclose(readable[list(CLASS_NAMES)].sum(axis=1), 1.0, atol=1e-5)
+    assert table["emotion"].str.startswith("unreadable").sum() == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "nowhere/model.pt", "--data", "synthetic"], "no such model file"),
+    (["train", "simple_cnn", "--data", "synthetic", "--out", "x", "--set", "nonsense=1"], "unknown option 'nonsense'"),
+    (["train", "no_such_model", "--data", "synthetic", "--out", "x"], "unknown model"),
+    (["train", "simple_cnn", "--data", "/no/such/path", "--out", "x"], "/no/such/path"),
+])
+def test_cli_bad_input_is_one_clear_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_cli_evaluate_rejects_a_corrupt_model_file(tmp_path, capsys):
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(b"garbage")
+    assert main(["evaluate", str(bad), "--data", "synthetic"]) == 2
+    assert "not a readable fer_search model file" in capsys.readouterr().err
