@@ -1,0 +1,21 @@
+"""Model zoo: one module per family; importing a family module registers its models."""
+from fer_search.models import attention_cnn, deeper_cnn, mobilevit, resnet, simple_cnn, vit  # noqa: F401  (registration)
+from fer_search.models.registry import (
+    count_parameters,
+    create_model,
+    describe_models,
+    list_models,
+    model_family,
+    model_hparams,
+    register_model,
+)
+
+__all__ = [
+    "count_parameters",
+    "create_model",
+    "describe_models",
+    "list_models",
+    "model_family",
+    "model_hparams",
+    "register_model",
+]

@@ -1,0 +1,28 @@
+"""Layers shared by several families."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class InputAdapter(nn.Module):
+    """Runs `net`, built for another input size or channel count, on (B, in_chans, 48, 48) batches.
+
+    The wrapped network keeps its own parameter names under `net.`, so its published weights
+    (timm's, a raw timm state_dict file) load into `net` unchanged.
+    """
+
+    def __init__(self, net: nn.Module, input_size: int, repeat_to_chans: int | None = None):
+        super().__init__()
+        self.net = net
+        self.input_size = input_size
+        # Grayscale replicated to 3 channels lets RGB-pretrained weights load without adaptation.
+        self.repeat_to_chans = repeat_to_chans
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        if self.repeat_to_chans is not None and x.shape[1] != self.repeat_to_chans:
+            x = x.expand(-1, self.repeat_to_chans, -1, -1)
+        return self.net(x)

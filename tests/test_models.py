@@ -1,0 +1,219 @@
+"""Model zoo: every registered model trains on 48x48 grayscale, documented configs build,
+pretrained weights load from local files only."""
+from __future__ import annotations
+
+import huggingface_hub.constants
+import pytest
+import safetensors.torch
+import timm
+import torch
+import torch.nn as nn
+
+from fer_search.errors import UserError
+from fer_search.models import (
+    count_parameters,
+    create_model,
+    describe_models,
+    list_models,
+    model_family,
+    model_hparams,
+)
+
+# Cheaper than the defaults where those are large, so the suite stays fast on a 2-core CPU.
+SMALL_HPARAMS = {"resnet34": {"stem": "imagenet"}, "resnet50": {"stem": "imagenet"}}
+
+DOCUMENTED = {
+    "simple_cnn baseline": ("simple_cnn", dict(widths=(64,), kernel_size=3, batch_norm=False, dropout=0.0)),
+    "simple_cnn v1": ("simple_cnn", dict(widths=(32, 64), kernel_size=5, batch_norm=False, dropout=0.3)),
+    "simple_cnn v2": ("simple_cnn", dict(widths=(32, 64), kernel_size=5, batch_norm=True, dropout=0.4)),
+    "deeper_cnn v1": ("deeper_cnn", dict(widths=(32, 64, 128, 256), spatial_dropout=0.0, fc_width=512, dropout=0.5)),
+    "deeper_cnn v2": ("deeper_cnn", dict(widths=(32, 64, 128, 192), spatial_dropout=0.1, fc_width=256, dropout=0.7)),
+    "attention_cnn v2": ("attention_cnn", dict(dropout=0.5)),
+    "attention_cnn v4": ("attention_cnn", dict(dropout=0.3)),
+    "resnet18 small stem": ("resnet18", dict(stem="small", dropout=0.3)),
+    "resnet18 imagenet stem": ("resnet18", dict(stem="imagenet", dropout=0.5)),
+    "vit documented (tiny)": ("vit", dict(mode="documented")),
+    "mobilevit_xxs at 48": ("mobilevit_xxs", dict(input_size=48)),
+}
+
+
+def batch(n: int = 2, in_chans: int = 1) -> torch.Tensor:
+    return torch.randn(n, in_chans, 48, 48, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_trains_on_fer_batches(name):
+    model = create_model(name, **SMALL_HPARAMS.get(name, {})).train()
+    logits = model(batch())
+    assert logits.shape == (2, 7)
+    assert torch.isfinite(logits).all()
+    nn.functional.cross_entropy(logits, torch.tensor([0, 6])).backward()
+    for param_name, param in model.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), param_name
+
+
+@pytest.mark.parametrize("label", DOCUMENTED)
+def test_documented_configs_build_and_run(label):
+    name, hparams = DOCUMENTED[label]
+    model = create_model(name, **hparams).eval()
+    with torch.no_grad():
+        assert model(batch()).shape == (2, 7)
+
+
+def test_baseline_has_documented_parameter_count():
+    name, hparams = DOCUMENTED["simple_cnn baseline"]
+    assert count_parameters(create_model(name, **hparams)) == 4_720_263
+
+
+def test_simple_cnn_v1_flattens_64x12x12():
+    name, hparams = DOCUMENTED["simple_cnn v1"]
+    linears = [m for m in create_model(name, **hparams).modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(64 * 12 * 12, 128), (128, 7)]
+
+
+def test_batch_norm_flag_adds_batch_norm_after_each_conv():
+    name, hparams = DOCUMENTED["simple_cnn v2"]
+    model = create_model(name, **hparams)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 2
+
+
+def test_deeper_cnn_last_width_and_spatial_dropout():
+    name, hparams = DOCUMENTED["deeper_cnn v2"]
+    model = create_model(name, **hparams)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs[-1].out_channels == 192
+    assert [m.p for m in model.modules() if isinstance(m, nn.Dropout2d)] == [0.1, 0.1]
+
+
+def test_resnet_stems():
+    small = create_model("resnet18", stem="small")
+    imagenet = create_model("resnet18", stem="imagenet")
+    assert small.conv1.kernel_size == (3, 3) and small.conv1.stride == (1, 1) and isinstance(small.maxpool, nn.Identity)
+    assert imagenet.conv1.kernel_size == (7, 7) and imagenet.conv1.stride == (2, 2)
+    assert small.conv1.in_channels == 1
+
+
+@pytest.mark.parametrize("name", ["simple_cnn", "resnet18"])
+def test_in_chans_3(name):
+    model = create_model(name, in_chans=3, **SMALL_HPARAMS.get(name, {})).eval()
+    with torch.no_grad():
+        assert model(batch(in_chans=3)).shape == (2, 7)
+
+
+def test_registry_queries():
+    assert {"simple_cnn", "deeper_cnn", "attention_cnn", "resnet18", "resnet34", "resnet50", "vit", "mobilevit_xxs"} <= set(list_models())
+    assert list_models("resnet") == ["resnet18", "resnet34", "resnet50"]
+    assert model_family("mobilevit_xxs") == "mobilevit"
+    assert model_hparams("resnet18") == {"stem": "small", "dropout": 0.3}
+    rows = {row["name"]: row for row in describe_models()}
+    assert rows["simple_cnn"]["family"] == "simple_cnn"
+    assert rows["simple_cnn"]["parameters"] == count_parameters(create_model("simple_cnn"))
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(UserError, match="unknown model 'resnet9'.*resnet18"):
+        create_model("resnet9")
+
+
+def test_unknown_hparam_names_it_and_lists_accepted():
+    with pytest.raises(UserError, match="'?depth'?.*accepted: widths, kernel_size"):
+        create_model("simple_cnn", depth=3)
+
+
+@pytest.mark.parametrize(
+    "name, hparams",
+    [("resnet18", {"stem": "tiny"}), ("vit", {"mode": "native", "variant": "vit_base_patch16_224"}), ("simple_cnn", {"kernel_size": 4})],
+)
+def test_bad_hparam_values_are_user_errors(name, hparams):
+    with pytest.raises(UserError):
+        create_model(name, **hparams)
+
+
+def test_pretrained_file_round_trip(tmp_path):
+    source = create_model("deeper_cnn").eval()
+    path = tmp_path / "weights.pt"
+    torch.save(source.state_dict(), path)
+    loaded = create_model("deeper_cnn", pretrained=path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(batch()), source(batch()))
+
+
+def test_pretrained_checkpoint_dict_and_new_head(tmp_path, caplog):
+    source = create_model("simple_cnn", num_classes=5).eval()
+    path = tmp_path / "model.pt"
+    torch.save({"format": "fer_search.model/1", "state_dict": source.state_dict()}, path)
+    loaded = create_model("simple_cnn", pretrained=str(path))  # 7 classes: the 5-class head is skipped
+    torch.testing.assert_close(loaded.features[0].weight, source.features[0].weight)
+    assert "classifier.5.weight" in caplog.text
+
+
+def test_pretrained_rgb_stem_is_summed_to_grayscale(tmp_path):
+    rgb = create_model("resnet18", in_chans=3, stem="imagenet")
+    path = tmp_path / "rgb.pt"
+    torch.save({"model": rgb.state_dict()}, path)
+    gray = create_model("resnet18", in_chans=1, stem="imagenet", pretrained=path)
+    torch.testing.assert_close(gray.conv1.weight, rgb.conv1.weight.sum(dim=1, keepdim=True))
+    torch.testing.assert_close(gray.layer4[1].conv2.weight, rgb.layer4[1].conv2.weight)
+
+
+def test_raw_timm_state_dict_loads_into_wrapped_model(tmp_path):
+    wrapped = create_model("mobilevit_xxs")
+    path = tmp_path / "timm.pt"
+    torch.save(wrapped.net.state_dict(), path)  # as timm would save it: no "net." prefix
+    loaded = create_model("mobilevit_xxs", pretrained=path)
+    torch.testing.assert_close(loaded.net.stem.conv.weight, wrapped.net.stem.conv.weight)
+
+
+def test_pretrained_from_another_architecture_is_a_user_error(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save(create_model("attention_cnn").state_dict(), path)
+    with pytest.raises(UserError, match="do not fit"):
+        create_model("resnet18", pretrained=path)
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", None])
+def test_unreadable_or_missing_pretrained_file_is_a_user_error(tmp_path, content):
+    path = tmp_path / "weights.pt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UserError, match=str(path)):
+        create_model("simple_cnn", pretrained=path)
+
+
+@pytest.fixture
+def empty_hf_cache(tmp_path, monkeypatch):
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_timm_pretrained_absent_offline_is_a_user_error(empty_hf_cache):
+    offline_before = huggingface_hub.constants.HF_HUB_OFFLINE
+    with pytest.raises(UserError, match="vit_tiny_patch16_224 not found offline.*pretrained=PATH"):
+        create_model("vit", mode="documented", pretrained="timm")
+    assert huggingface_hub.constants.HF_HUB_OFFLINE == offline_before  # offline mode is scoped to the call
+
+
+def test_timm_pretrained_loads_from_local_cache(empty_hf_cache):
+    # Lay out timm's resnet18 weights as the Hugging Face cache stores a download.
+    timm_resnet = timm.create_model("resnet18")
+    repo = empty_hf_cache / "models--timm--resnet18.a1_in1k"
+    commit = "0" * 40
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    safetensors.torch.save_file(timm_resnet.state_dict(), repo / "snapshots" / commit / "model.safetensors")
+
+    model = create_model("resnet18", stem="imagenet", pretrained="timm")
+    torch.testing.assert_close(model.conv1.weight, timm_resnet.conv1.weight.sum(dim=1, keepdim=True))
+    torch.testing.assert_close(model.layer3[0].downsample[0].weight, timm_resnet.layer3[0].downsample[0].weight)
+
+
+def test_timm_pretrained_for_a_model_without_timm_weights_is_a_user_error():
+    with pytest.raises(UserError, match="no timm pretrained weights"):
+        create_model("simple_cnn", pretrained="timm")
