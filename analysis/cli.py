@@ -1,0 +1,160 @@
+"""The `leaderboard`, `ensemble` and `export` sub-commands of `python -m fer_search`."""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+from fer_search.errors import UserError
+
+METRICS = ("val_acc", "val_macro_f1")
+
+
+def add_analysis_parsers(subparsers) -> None:
+    p = subparsers.add_parser(
+        "leaderboard", help="every trial of a search, the best per family, imbalance comparison",
+        description="Every trial of the chosen experiments (best first by the validation metric; test columns are "
+                    "reported only), the best trial per family, and the class-imbalance options compared.")
+    _add_trial_options(p)
+    p.add_argument("--csv", dest="csv_out", help="also write the full table (every config key a column) to this CSV")
+    p.set_defaults(handler=cmd_leaderboard)
+
+    p = subparsers.add_parser(
+        "ensemble", help="combine a search's best trials into one model, with a report",
+        description="Pick the top K finished trials by the validation metric, fit vote weights and a temperature "
+                    "on validation, score validation and (once, reported only) test, and write OUT/report.md with "
+                    "its figures, OUT/ensemble.pt (loads like a single model file) and, when the test split is "
+                    "Kaggle's (test ids are CSV row numbers), OUT/submission.csv.")
+    _add_trial_options(p)
+    p.add_argument("--top", type=int, default=3, metavar="K",
+                   help="members: the K best trials by validation (fewer usable: a warning, and those) [%(default)s]")
+    p.add_argument("--method", choices=("mean", "greedy", "weighted"), default="greedy",
+                   help="mean = soft vote; greedy = Caruana forward selection with replacement; weighted = "
+                        "weights minimising validation NLL [%(default)s]")
+    p.add_argument("--diverse", action="store_true", help="at most one member per model family")
+    p.add_argument("--tta", action="store_true",
+                   help="re-run the members with flip test-time augmentation (needs --data) instead of using "
+                        "their stored probabilities")
+    p.add_argument("--data", help="the search's data (path or 'synthetic'); only --tta reads it")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto, for --tta [%(default)s]")
+    p.add_argument("--out", help="output folder [STORAGE/ensemble]")
+    p.set_defaults(handler=cmd_ensemble)
+
+    p = subparsers.add_parser(
+        "export", help="a model or ensemble file as one ONNX or TorchScript file",
+        description="Write one deployable file: float pixels (B, 1, 48, 48) in 0..255 in, class probabilities out, "
+                    "normalisation, test-time views, vote and temperature inside. The file is checked against the "
+                    "in-process model before the command succeeds.")
+    p.add_argument("model_file")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    p.add_argument("--out", help="output file [MODEL_FILE with .onnx or .torchscript.pt]")
+    p.set_defaults(handler=cmd_export)
+
+
+def _add_trial_options(p) -> None:
+    p.add_argument("--storage", default="./runs", help="the search's storage folder [%(default)s]")
+    p.add_argument("--name", nargs="+", metavar="NAME", help="experiment name(s) [every experiment under storage]")
+    p.add_argument("--metric", choices=METRICS, help="validation metric to rank by [the one the search used]")
+
+
+@contextmanager
+def _plain_warnings():
+    """Warnings about skipped trials are messages for the user, not code locations."""
+    original = warnings.formatwarning
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
+
+
+def cmd_leaderboard(args) -> int:
+    with _plain_warnings():
+        return _leaderboard(args)
+
+
+def _leaderboard(args) -> int:
+    from analysis.leaderboard import find_trials, format_tables, leaderboard, search_metric
+
+    storage = Path(args.storage).absolute()
+    trials = find_trials(storage, args.name)
+    metric = search_metric(trials, args.metric)
+    table = leaderboard(trials, metric)
+    print(f"storage: {storage}")
+    print(format_tables(table, metric))
+    if args.csv_out:
+        import pandas as pd
+
+        configs = pd.DataFrame(list(table["config"])).add_prefix("config.")
+        table.drop(columns="config").join(configs).to_csv(args.csv_out, index=False)
+        print(f"wrote {args.csv_out}")
+    return 0
+
+
+def cmd_ensemble(args) -> int:
+    with _plain_warnings():
+        return _ensemble(args)
+
+
+def _ensemble(args) -> int:
+    from analysis import ensemble as ens
+    from analysis.leaderboard import find_trials, leaderboard, search_metric
+    from analysis.report import ENSEMBLE, score, write_report
+
+    if args.top < 1:
+        raise UserError(f"--top must be at least 1, got {args.top}")
+    if args.tta and not args.data:
+        raise UserError("--tta re-runs the members on the data: pass the search's --data too")
+    storage = Path(args.storage).absolute()
+    out = Path(args.out).absolute() if args.out else storage / "ensemble"
+    trials = find_trials(storage, args.name)
+    candidates = ens.load_candidates(trials)
+    if not candidates:
+        raise UserError(f"no finished trial with stored results among the {len(trials)} trial(s) under {storage}")
+    metric = search_metric([c.trial for c in candidates], args.metric)
+    members = ens.select(candidates, args.top, metric, args.diverse)
+    if args.tta:
+        from fer_search.data import load_data
+        from fer_search.training.trainer import resolve_device
+
+        ens.rescore_with_tta(members, load_data(args.data), device=str(resolve_device(args.device)))
+    ensemble = ens.build(members, args.method, metric, "flip" if args.tta else ens.members_tta(members))
+    scores = score(ensemble)
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"the ensemble, loadable by evaluate, predict and export": ens.save(ensemble, out / "ensemble.pt")}
+    if ens.kaggle_test(ensemble):
+        files["Kaggle submission (id, emotion) for the test split"] = ens.write_submission(ensemble,
+                                                                                          out / "submission.csv")
+    command = "python -m fer_search " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = write_report(ensemble, scores, leaderboard(trials, metric), out, command=command,
+                          candidates=len(candidates), files=files)
+
+    summary = scores.summary({**{m.name: float(w) for m, w in zip(ensemble.members, ensemble.weights)}, ENSEMBLE: 1.0})
+    print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"\n{args.method} ensemble of {sum(ensemble.weights > 0)} trial(s), temperature {ensemble.temperature:.3f}; "
+          "members, weights and temperature chosen on validation only"
+          + ("; test scored once, reported only" if "test" in scores.reports else ""))
+    print(f"report: {report}")
+    for path in files.values():
+        print(f"wrote {path}")
+    print(f"next: python -m fer_search evaluate {shlex.quote(_shown(out / 'ensemble.pt'))} --data DATA")
+    return 0
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it is clear: relative below the working directory, else absolute."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def cmd_export(args) -> int:
+    from analysis.export import export
+
+    path, difference = export(args.model_file, args.format, args.out)
+    print(f"wrote {path} ({args.format}; float pixels (B, 1, 48, 48) in 0..255 -> probabilities (B, 7)); "
+          f"max difference from the in-process model on a check batch: {difference:.1e}")
+    return 0

@@ -1,0 +1,180 @@
+"""`python -m fer_search <command>`: every command's options in one place, the work in the packages.
+
+Heavy imports (torch, Ray) happen inside the handlers so `--help` and errors stay fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+from fer_search.errors import UserError
+
+
+def _data_default() -> str:
+    return os.environ.get("FER2013_ROOT", "./data/fer2013")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fer_search", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("train", help="train one configuration")
+    p.add_argument("arch", help="model name (see `models`)")
+    p.add_argument("--data", default=_data_default(), help="FER2013 path (any form) or 'synthetic' [%(default)s]")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the config's, 20)")
+    p.add_argument("--out", required=True, help="output folder for model.pt and metrics.csv")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a training or model hyperparameter, e.g. --set lr=5e-4 --set dropout=0.4")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto [%(default)s]")
+    p.add_argument("--seed", type=int, default=None, help="seed for the split and training")
+    p.set_defaults(handler=_cmd_train)
+
+    p = commands.add_parser("evaluate", help="score a model or ensemble file on a split")
+    p.add_argument("model_file")
+    p.add_argument("--data", default=_data_default(), help="FER2013 path (any form) or 'synthetic' [%(default)s]")
+    p.add_argument("--split", default="test", choices=["test", "val", "train"])
+    p.add_argument("--tta", choices=["none", "flip", "crops"], default=None, help="override the file's TTA")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=_cmd_evaluate)
+
+    p = commands.add_parser("predict", help="classify image files or folders")
+    p.add_argument("model_file")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--csv", dest="csv_out", help="also write the predictions to this CSV file")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(handler=_cmd_predict)
+
+    p = commands.add_parser("models", help="list registered models with parameter counts")
+    p.set_defaults(handler=_cmd_models)
+
+    p = commands.add_parser("data", help="data tools")
+    data_commands = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    a = data_commands.add_parser("audit", help="class counts, imbalance, pixel statistics, duplicates, blanks")
+    a.add_argument("--data", default=_data_default(), help="FER2013 path (any form) or 'synthetic' [%(default)s]")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(handler=_cmd_audit)
+
+    _add_search_commands(commands)
+    _add_analysis_commands(commands)
+    return parser
+
+
+def _add_search_commands(commands) -> None:
+    from fer_search.search.cli import add_run_parser, add_spaces_parser
+
+    add_run_parser(commands)
+    add_spaces_parser(commands)
+
+
+def _add_analysis_commands(commands) -> None:
+    from analysis.cli import add_analysis_parsers
+
+    add_analysis_parsers(commands)
+
+
+def _cmd_train(args) -> int:
+    from fer_search.data import load_data
+    from fer_search.training import TrainConfig, parse_set_options, train
+
+    values = parse_set_options(args.set)
+    values["arch"] = args.arch
+    if args.epochs is not None:
+        values["epochs"] = args.epochs
+    if args.seed is not None:
+        values["seed"] = args.seed
+    config = TrainConfig.from_flat(values)
+    data = load_data(args.data, seed=config.seed)
+    _print_load_report(data)
+    result = train(config, data, device=args.device, out_dir=args.out)
+    best = result.best.metrics
+    print(f"\nbest epoch {result.best.epoch} ({result.finished_by}): val acc {best['val_acc']:.4f}, "
+          f"val macro-F1 {best['val_macro_f1']:.4f}")
+    if "test_acc" in best:
+        print(f"test acc {best['test_acc']:.4f}, test macro-F1 {best['test_macro_f1']:.4f} (reported, never selected on)")
+    print(f"model: {os.path.join(args.out, 'model.pt')}\nmetrics: {os.path.join(args.out, 'metrics.csv')}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from fer_search.data import load_data
+    from fer_search.training import load_predictor
+    from fer_search.training.metrics import format_report, full_report
+    from fer_search.training.trainer import resolve_device
+
+    predictor = load_predictor(args.model_file, device=str(resolve_device(args.device)), tta=args.tta)
+    data = load_data(args.data, progress=not args.json)
+    split = data.split(args.split)
+    if not split.labeled:
+        raise UserError(f"the {args.split} split of {data.name} has no labels; use `predict` for unlabeled images")
+    report = full_report(predictor.predict_proba(split.images), split.labels)
+    report.update(model_file=args.model_file, data=data.name, split=args.split)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from fer_search.training import load_predictor
+    from fer_search.training.predictor import predict_files
+    from fer_search.training.trainer import resolve_device
+
+    predictor = load_predictor(args.model_file, device=str(resolve_device(args.device)))
+    table = predict_files(predictor, args.inputs)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.csv_out:
+        table.to_csv(args.csv_out, index=False)
+        print(f"wrote {args.csv_out}")
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from fer_search.models import describe_models
+
+    rows = describe_models()
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'model':<{width}}  {'family':<14} {'parameters':>12}  hyperparameters")
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['family']:<14} {r['parameters']:>12,}  {', '.join(r['hparams'])}")
+    return 0
+
+
+def _cmd_audit(args) -> int:
+    from fer_search.data import audit, format_audit, load_data
+
+    data = load_data(args.data, val_fraction=0, progress=not args.json)
+    result = audit(data)
+    print(json.dumps(result, indent=2) if args.json else format_audit(result))
+    return 0
+
+
+def _print_load_report(data) -> None:
+    report = data.report
+    sizes = ", ".join(f"{name} {len(split):,}" for name, split in data.splits().items())
+    print(f"data: {data.name} ({sizes})")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} unreadable image(s), e.g. {report.skipped[0]}")
+    if report.resized:
+        print(f"resized {report.resized} image(s) to 48x48")
+    if report.converted_to_gray:
+        print(f"converted {report.converted_to_gray} colour image(s) to grayscale")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        return args.handler(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""The search: Ray Tune + Optuna TPE + ASHA over the families' search spaces.
+
+Only ray_tune.py imports Ray. The rest works without it: cli.py (`run`, `spaces`), settings.py
+(run-wide settings, resource and storage checks), sampler.py (the spaces as an Optuna define-by-run
+function), trial.py (one trial: train, checkpoint, report), tensorboard.py, and layout.py (the
+trial files, read by the analysis).
+"""

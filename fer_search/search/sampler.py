@@ -1,0 +1,72 @@
+"""The search spaces as one Optuna define-by-run function: documented points first, then TPE.
+
+Every trial's configuration is flat (trainer options and model hyperparameters at the top level)
+plus three labels (META_KEYS): `family`, `point` (the documented point's name, or "tpe") and
+`trial_number` (Optuna's, which orders and names the trial directories). Optuna parameter
+names carry the family ("resnet.lr") so that families with different choices for the same key can
+share one study; non-scalar choices (layer widths) are given to Optuna as their JSON text.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+from search_spaces import SearchSpace, active, in_range
+
+TPE_POINT = "tpe"
+META_KEYS = ("family", "point", "trial_number")
+
+
+class SpaceSampler:
+    """Callable on an Optuna trial -> the trial's configuration. Plain data only: Ray pickles it
+    with the searcher's state, which `--resume` loads again."""
+
+    def __init__(self, spaces: list[SearchSpace], overrides: dict[str, Any]):
+        self.spaces = {space.family: space for space in spaces}
+        self.overrides = dict(overrides)  # run-wide settings (epochs, metric, seed, ...) every trial gets
+
+    def documented_points(self) -> list[tuple[dict[str, Any], dict[str, str]]]:
+        """(Optuna parameters to enqueue, user attributes) per documented point, families interleaved
+        so that a time budget still reaches every family's first point."""
+        per_family = [[(family, name) for name in space.points] for family, space in self.spaces.items()]
+        out = []
+        for family, name in (p for group in itertools.zip_longest(*per_family) for p in group if p):
+            space = self.spaces[family]
+            config = space.point_config(name)
+            params = {"family": family} if len(self.spaces) > 1 else {}
+            for key, spec in space.params.items():
+                # A documented value outside the ranges (imbalance="both") runs, but is no TPE observation.
+                if key in config and active(spec, config) and in_range(spec, config[key]):
+                    params[f"{family}.{key}"] = _label(config[key])
+            out.append((params, {"family": family, "point": name}))
+        return out
+
+    def __call__(self, trial) -> dict[str, Any]:
+        point = trial.user_attrs.get("point")
+        if len(self.spaces) > 1:
+            family = trial.suggest_categorical("family", list(self.spaces))
+        else:
+            family = next(iter(self.spaces))
+        space = self.spaces[family]
+        config = space.point_config(point) if point else dict(space.fixed)
+        for key, spec in space.params.items():
+            if not active(spec, config) or (point and not in_range(spec, config[key])):
+                continue
+            # For a documented point Optuna returns the enqueued value, so TPE learns from it.
+            config[key] = _suggest(trial, f"{family}.{key}", spec)
+        return {**config, **self.overrides, "family": family, "point": point or TPE_POINT, "trial_number": trial.number}
+
+
+def _suggest(trial, name: str, spec: dict[str, Any]) -> Any:
+    if "choice" in spec:
+        labels = [_label(c) for c in spec["choice"]]
+        return spec["choice"][labels.index(trial.suggest_categorical(name, labels))]
+    if "int" in spec:
+        return trial.suggest_int(name, *spec["int"])
+    low, high = spec.get("float") or spec["log"]
+    return trial.suggest_float(name, low, high, log="log" in spec)
+
+
+def _label(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, (list, dict)) else value

@@ -1,0 +1,105 @@
+"""Run-wide search settings and the checks that need no Ray: storage, resources.
+
+The resource check runs before any trial starts: Ray leaves a trial that asks for a GPU the cluster
+lacks PENDING forever, so a mismatch must fail here, at once, with the fix in the message.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fer_search.errors import UserError
+from search_spaces import SearchSpace
+
+
+@dataclass
+class SearchSettings:
+    storage: str  # absolute local path, or a URI Ray supports (s3://, gs://, ...)
+    name: str
+    num_samples: int = 20
+    max_epochs: int = 20
+    grace_period: int = 2
+    reduction_factor: int = 3
+    metric: str = "val_acc"
+    seed: int = 0
+    cpus: int | None = None  # None: every CPU (of this machine, or of the cluster)
+    gpus: int | None = None  # None: every visible GPU
+    gpus_per_trial: float | None = None  # None: the family's default fraction
+    cpus_per_trial: int = 1
+    address: str | None = None  # an existing Ray cluster ("auto" or HOST:PORT)
+    time_budget_s: float | None = None
+    wandb_project: str | None = None
+    max_train_images: int = 0  # cap per epoch (smoke runs); 0 = all
+
+    @property
+    def objective(self) -> str:
+        """What ASHA and TPE compare: the best value of the metric so far, i.e. the kept checkpoint's."""
+        return f"best_{self.metric}"
+
+    def overrides(self) -> dict:
+        """Trainer options every trial gets, whatever its space says."""
+        values = {"epochs": self.max_epochs, "metric": self.metric, "seed": self.seed}
+        if self.max_train_images:
+            values["max_train_images"] = self.max_train_images
+        return values
+
+
+@dataclass
+class Resources:
+    cpus: int
+    gpus: int
+    cpus_per_trial: int
+    gpus_per_trial: dict[str, float]  # per family
+    concurrency: int
+
+
+def plan_resources(settings: SearchSettings, spaces: list[SearchSpace], *, cpus_found: int,
+                   gpus_found: int) -> Resources:
+    gpus = gpus_found if settings.gpus is None else settings.gpus
+    if gpus > gpus_found:
+        hint = "use --gpus 0 to run on CPU" if gpus_found == 0 else f"use --gpus {gpus_found} or fewer"
+        raise UserError(f"asked for {gpus} GPU(s), found {gpus_found}; {hint}")
+    if gpus == 0 and settings.gpus_per_trial:
+        raise UserError(f"--gpus-per-trial {settings.gpus_per_trial:g} asks for a GPU, but the search has none "
+                        f"(found {gpus_found}); drop --gpus-per-trial to run on CPU")
+    per_trial = {s.family: (settings.gpus_per_trial or s.gpus_per_trial) if gpus else 0.0 for s in spaces}
+    for family, need in per_trial.items():
+        if need > gpus:
+            raise UserError(f"a {family} trial asks for {need:g} GPU(s) but the search has {gpus}; "
+                            f"pass --gpus-per-trial with at most {gpus}")
+    cpus = cpus_found if settings.cpus is None else settings.cpus
+    if not 1 <= cpus <= cpus_found:
+        raise UserError(f"--cpus {cpus}: between 1 and the {cpus_found} CPU(s) found")
+    if settings.cpus_per_trial > cpus:
+        raise UserError(f"--cpus-per-trial {settings.cpus_per_trial} is more than the search's {cpus} CPU(s)")
+    concurrency = cpus // settings.cpus_per_trial
+    if gpus:
+        concurrency = min(concurrency, math.floor(gpus / min(per_trial.values()) + 1e-9))
+    return Resources(cpus, gpus, settings.cpus_per_trial, per_trial, concurrency)
+
+
+def local_gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def local_cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def resolve_storage(storage: str) -> str:
+    """A URI stays as it is (Ray checks it); a local folder becomes absolute (Ray needs that) and must be writable."""
+    if "://" in storage:
+        return storage
+    path = Path(storage).expanduser().absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UserError(f"storage folder {path} is not writable ({exc.strerror or exc}); pass --storage DIR") from None
+    return str(path)

@@ -1,0 +1,38 @@
+"""Shared fixtures. `tiny_search` runs one small real search (Ray Tune + Optuna + ASHA) per session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SPACES = Path(__file__).parent / "spaces"
+TINY_SEARCH = {"num_samples": 6, "max_epochs": 3, "grace_period": 1, "reduction_factor": 2}
+
+
+@pytest.fixture(scope="session")
+def tiny_search_data():
+    """The tiny search's data: make_synthetic(n_train=600, n_test=200, seed=0) (val = 60 of the 600)."""
+    from fer_search.data import make_synthetic
+
+    return make_synthetic(n_train=600, n_test=200, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_search(tmp_path_factory, tiny_search_data):
+    """(storage path, experiment name) of a finished search on tiny_search_data: 6 trials of two families
+    (tests/spaces/tiny_*.yaml), up to 3 epochs, ASHA grace 1; about a minute on 2 CPUs.
+
+    Trials 0-2 are the documented-style points (simple_cnn good, deeper_cnn good, simple_cnn collapse),
+    the rest TPE. Every trial has best/model.pt, best/probs.npz and best/summary.json; "collapse"
+    (weighted loss + oversampling) is stopped early by ASHA.
+    """
+    from fer_search.search.ray_tune import run_search
+    from fer_search.search.settings import SearchSettings, local_cpu_count
+    from search_spaces import load_space
+
+    storage = tmp_path_factory.mktemp("search")
+    spaces = [load_space(str(SPACES / "tiny_simple_cnn.yaml")), load_space(str(SPACES / "tiny_deeper_cnn.yaml"))]
+    # Two trials at a time whatever the machine: the points then reach ASHA's first rung in a fixed order.
+    settings = SearchSettings(storage=str(storage), name="tiny", cpus=min(2, local_cpu_count()), **TINY_SEARCH)
+    run_search(spaces, tiny_search_data, settings)
+    return str(storage), "tiny"

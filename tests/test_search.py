@@ -1,0 +1,166 @@
+"""The search on CPU with synthetic data: a tiny real search (conftest.tiny_search), its files, and the
+command line's checks. The resume test (a killed driver) is in test_search_resume.py."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+from fer_search.cli import main
+from fer_search.data.types import CLASS_NAMES
+from fer_search.errors import UserError
+from fer_search.search import layout
+from fer_search.search.settings import SearchSettings, plan_resources
+from fer_search.training import checkpoint, load_predictor
+from search_spaces import load_space
+
+SPACES = Path(__file__).parent / "spaces"
+
+
+@pytest.fixture(scope="module")
+def trials(tiny_search):
+    return layout.list_trials(*tiny_search)
+
+
+def test_documented_points_run_first(trials):
+    assert len(trials) == 6
+    assert [(t.family, t.point) for t in trials[:3]] == [
+        ("simple_cnn", "good"), ("deeper_cnn", "good"), ("simple_cnn", "collapse")]
+    assert all(t.point == "tpe" for t in trials[3:])
+    assert trials[2].config["imbalance"] == "both" and trials[2].config["lr"] == 0.003
+    assert all(t.config["epochs"] == 3 for t in trials)  # the run's --max-epochs overrides every space
+
+
+def test_asha_stops_are_pruned_in_optuna(tiny_search, trials):
+    from fer_search.search.ray_tune import load_study
+
+    statuses = {t.status for t in trials}
+    assert statuses <= {layout.COMPLETED, layout.STOPPED}
+    assert trials[2].status == layout.STOPPED and trials[2].epochs < 3  # the collapsing point
+    assert layout.COMPLETED in statuses
+    study = load_study(Path(*tiny_search))
+    states = {t.number: t.state.name for t in study.trials}
+    for trial in trials:
+        expected = "COMPLETE" if trial.status == layout.COMPLETED else "PRUNED"
+        assert states[trial.number] == expected, trial.name
+    pruned = study.trials[2]
+    assert pruned.intermediate_values and pruned.value == pruned.intermediate_values[max(pruned.intermediate_values)]
+    # A documented value outside the TPE ranges (imbalance=both) runs, but is no TPE observation.
+    assert "simple_cnn.imbalance" not in pruned.params and pruned.params["simple_cnn.lr"] == 0.003
+
+
+def test_tensorboard_files_have_the_expected_tags(trials):
+    for trial in trials:
+        events = EventAccumulator(str(trial.path))
+        events.Reload()
+        tags = events.Tags()
+        expected = {"loss/train", "loss/val", "accuracy/train", "accuracy/val", "macro_f1/val", "lr",
+                    "best/val_acc"} | {f"recall/{name}" for name in CLASS_NAMES}
+        assert expected <= set(tags["scalars"]), trial.name
+        assert len(events.Scalars("accuracy/val")) == trial.epochs
+        assert tags["images"] == ["confusion_matrix/val"]
+        hparams = events.PluginTagToContent("hparams")
+        assert set(hparams) == {"_hparams_/experiment", "_hparams_/session_start_info"}
+        session = HParamsPluginData.FromString(hparams["_hparams_/session_start_info"]).session_start_info
+        assert session.hparams["lr"].number_value == trial.config["lr"]
+        assert session.hparams["family"].string_value == trial.family
+    # Ray's own TensorBoard logger is off: no ray/tune/* tags beside ours.
+    assert not [t for t in EventAccumulator(str(trials[0].path)).Reload().Tags()["scalars"] if t.startswith("ray")]
+
+
+def test_every_trial_keeps_its_best_epoch(trials, tiny_search_data):
+    val = tiny_search_data.val
+    for trial in trials:
+        assert len(list(trial.path.glob("checkpoint_*"))) == 1, trial.name  # num_to_keep=1
+        summary = trial.summary()
+        assert summary["family"] == trial.family and summary["point"] == trial.point
+        assert (summary.get("finished_by") == "max_epochs") == (trial.status == layout.COMPLETED)
+        entry = checkpoint.load(trial.model_path)
+        assert entry["epoch"] == summary["best_epoch"] and entry["arch"] == trial.config["arch"]
+        probs = np.load(trial.probs_path)
+        assert probs["val_probs"].shape == (len(val), 7) and probs["test_probs"].shape == (200, 7)
+        np.testing.assert_array_equal(probs["val_labels"], val.labels)
+        # The stored probabilities are the model file's own predictions.
+        predicted = load_predictor(trial.model_path, device="cpu").predict_proba(val.images)
+        np.testing.assert_allclose(predicted, probs["val_probs"], atol=1e-4)
+        assert summary["metrics"]["val_acc"] == pytest.approx((probs["val_probs"].argmax(1) == val.labels).mean())
+        assert not trial.progress.empty and len(trial.progress) == trial.epochs
+
+
+def test_layout_lists_the_experiment(tiny_search):
+    storage, name = tiny_search
+    assert layout.list_experiments(storage) == [name]
+    with pytest.raises(UserError, match="no experiment 'nope'.*found: tiny"):
+        layout.list_trials(storage, "nope")
+
+
+def test_gpu_mismatch_fails_at_once(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("fer_search.search.settings.local_gpu_count", lambda: 0)
+    code = main(["run", "simple_cnn", "--data", "synthetic", "--gpus", "1", "--storage", str(tmp_path)])
+    assert code == 2
+    assert "asked for 1 GPU(s), found 0; use --gpus 0 to run on CPU" in capsys.readouterr().err
+
+
+def test_resources_share_gpus_by_family():
+    cnn, resnet, vit = load_space("simple_cnn"), load_space("resnet"), load_space("vit")
+    plan = plan_resources(SearchSettings("/x", "n"), [cnn], cpus_found=16, gpus_found=1)
+    assert plan.gpus_per_trial == {"simple_cnn": 0.25} and plan.concurrency == 4
+    plan = plan_resources(SearchSettings("/x", "n"), [cnn, resnet, vit], cpus_found=16, gpus_found=2)
+    assert plan.gpus_per_trial == {"simple_cnn": 0.25, "resnet": 0.5, "vit": 1.0} and plan.concurrency == 8
+    plan = plan_resources(SearchSettings("/x", "n", gpus_per_trial=0.125), [cnn], cpus_found=4, gpus_found=1)
+    assert plan.concurrency == 4  # CPUs bound it
+    plan = plan_resources(SearchSettings("/x", "n", gpus=0), [vit], cpus_found=2, gpus_found=1)
+    assert plan.gpus_per_trial == {"vit": 0.0} and plan.concurrency == 2
+    with pytest.raises(UserError, match=r"a simple_cnn trial asks for 1.5 GPU\(s\) but the search has 1"):
+        plan_resources(SearchSettings("/x", "n", gpus_per_trial=1.5), [cnn], cpus_found=4, gpus_found=1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "cnn"], "unknown family cnn; families: simple_cnn, deeper_cnn"),
+    (["run"], "name a family to search"),
+    (["run", "simple_cnn", "--data", "/no/such/fer2013"], "data path /no/such/fer2013 does not exist"),
+    (["run", "simple_cnn", "--storage", "/proc/fer_search_runs"],
+     "storage folder /proc/fer_search_runs is not writable"),
+    (["run", "simple_cnn", "--max-epochs", "0"], "--max-epochs must be at least 1"),
+])
+def test_run_user_errors(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_space_file_names_the_entry(tmp_path, capsys):
+    space = tmp_path / "mine.yaml"
+    text = (SPACES / "tiny_simple_cnn.yaml").read_text()
+    space.write_text(text.replace("{log: [0.001, 0.005]}", "{log: [0, 0.005]}"))
+    assert main(["run", "--space", str(space), "--data", "synthetic", "--storage", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"space {space}: params.lr: 'log' needs [low, high] with low < high and low > 0, got [0, 0.005]" in err
+
+
+def test_resume_without_an_experiment(tmp_path, capsys):
+    assert main(["run", "simple_cnn", "--data", "synthetic", "--storage", str(tmp_path), "--resume"]) == 2
+    assert "nothing to resume under" in capsys.readouterr().err
+
+
+def test_wandb_without_a_login_gives_a_hint(tmp_path, capsys, monkeypatch):
+    for variable in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path))  # no stored login
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    assert main(["run", "simple_cnn", "--data", "synthetic", "--storage", str(tmp_path), "--wandb"]) == 2
+    assert "WANDB_MODE=offline" in capsys.readouterr().err
+
+
+def test_spaces_command(capsys):
+    assert main(["spaces"]) == 0
+    listing = capsys.readouterr().out
+    assert "attention_cnn  4 documented point(s): v1, v2, v3, v4" in listing
+    assert main(["spaces", "resnet"]) == 0
+    shown = capsys.readouterr().out
+    assert "resnet18_config1" in shown and "momentum" in shown and "if optimizer = sgd" in shown
+    assert json.dumps([32, 64]) in (main(["spaces", "simple_cnn"]) == 0 and capsys.readouterr().out)
