@@ -18,7 +18,9 @@ def _data_default() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fer_search", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fer_search",
+        description="Hyperparameter search, ensembling and export for FER2013 facial-expression recognition.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("train", help="train one configuration")

@@ -145,8 +145,10 @@ def test_resume_continues_where_it_stopped(small_data):
 
 def test_early_stopping_patience(small_data):
     config = TrainConfig.from_flat({**TINY_CNN, "epochs": 20, "lr": 1e-9, "patience": 2, "max_train_images": 64})
-    result = train(config, small_data, device="cpu", progress=False)
+    endings = []
+    result = train(config, small_data, device="cpu", progress=False, on_epoch=lambda m, s: endings.append(s.finished_by))
     assert result.finished_by == "early_stopping" and len(result.history) < 20
+    assert endings[-1] == "early_stopping" and set(endings[:-1]) == {None}
 
 
 def test_missing_cuda_is_a_clear_error(small_data):
@@ -213,3 +215,14 @@ def test_small_cnn_learns_the_synthetic_set_well_above_the_majority_class():
                                     "dropout": 0.0, "epochs": 5, "batch_size": 32, "lr": 2e-3, "schedule": "none"})
     result = train(config, data, device="cpu", progress=False)
     assert result.best.metrics["val_acc"] > majority + 0.15, (result.best.metrics["val_acc"], majority)
+
+
+@pytest.mark.gpu
+def test_cuda_training_matches_the_cpu_contract(small_data):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    config = TrainConfig.from_flat({**TINY_CNN, "epochs": 1, "batch_size": 64, "augment": 1.0})
+    result = train(config, small_data, device="cuda", progress=False)
+    assert np.isfinite(result.history[0]["val_loss"]) and result.best.entry["state_dict"]
+    probs = load_predictor(result.best.entry, device="cuda").predict_proba(small_data.val.images)
+    np.testing.assert_allclose(probs, result.best.val_probs, atol=2e-2)  # bf16 autocast in training-time eval

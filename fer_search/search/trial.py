@@ -42,7 +42,7 @@ def _run(config, data, report, log_dir, resume, device) -> None:
     board = TrialBoard(log_dir, config)
 
     def on_epoch(metrics: dict[str, float], state: EpochState) -> None:
-        finished_by = _finished_by(train_config, state)
+        finished_by = state.finished_by
         result = {**metrics, objective: state.best.metrics[train_config.metric], "best_epoch": state.best.epoch}
         if finished_by:
             result[FINISHED_KEY] = finished_by
@@ -58,14 +58,6 @@ def _run(config, data, report, log_dir, resume, device) -> None:
         train(train_config, data, device=device, on_epoch=on_epoch, resume=resume, progress=False)
     finally:
         board.close()
-
-
-def _finished_by(config: TrainConfig, state: EpochState) -> str | None:
-    """The trainer's own ending on this epoch, if any; its rule: `patience` epochs without a new best,
-    or the last epoch."""
-    if config.patience > 0 and state.epoch - state.best.epoch >= config.patience:
-        return "early_stopping"
-    return "max_epochs" if state.epoch >= config.epochs else None
 
 
 def write_checkpoint(directory: Path, state: EpochState, data: FERData, config: dict[str, Any], metric: str,

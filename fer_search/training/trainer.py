@@ -48,6 +48,7 @@ class EpochState:
     is_best: bool
     best: BestSnapshot
     resume_state: Callable[[], dict[str, Any]]  # lazily built: only checkpointing callers pay for it
+    finished_by: str | None = None  # set on the trainer's last epoch: "max_epochs" or "early_stopping"
 
 
 @dataclass
@@ -200,6 +201,7 @@ def train(
             state = EpochState(
                 epoch, metrics, is_best, best,
                 resume_state=lambda: _resume_state(network, optimizer, scheduler, generator, epoch, history, best, bad_epochs),
+                finished_by=finished_by if stop or epoch == config.epochs else None,
             )
             on_epoch(metrics, state)
         if stop:
