@@ -13,7 +13,7 @@ import torch.nn as nn
 from timm.layers.cbam import CbamModule
 
 from fer_search.errors import UserError
-from fer_search.models.deeper_cnn import conv_bn_relu
+from fer_search.models.layers import conv_bn_relu, pooled_head
 from fer_search.models.registry import register_model
 
 
@@ -38,13 +38,5 @@ def attention_cnn(
         layers += conv_bn_relu(channels, width) + conv_bn_relu(width, width)
         layers += [nn.MaxPool2d(2), CbamModule(width, rd_ratio=1 / reduction, spatial_kernel_size=7)]
         channels = width
-    classifier = nn.Sequential(
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(channels, fc_width, bias=False),
-        nn.BatchNorm1d(fc_width),
-        nn.ReLU(inplace=True),
-        nn.Dropout(dropout),
-        nn.Linear(fc_width, num_classes),
-    )
+    classifier = pooled_head(channels, fc_width, dropout, num_classes)
     return nn.Sequential(OrderedDict(features=nn.Sequential(*layers), classifier=classifier))

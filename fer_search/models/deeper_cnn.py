@@ -18,12 +18,8 @@ from collections.abc import Sequence
 import torch.nn as nn
 
 from fer_search.errors import UserError
+from fer_search.models.layers import conv_bn_relu, pooled_head
 from fer_search.models.registry import register_model
-
-
-def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
-    # BN's shift makes the conv bias redundant.
-    return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
 
 
 @register_model
@@ -53,13 +49,5 @@ def deeper_cnn(
         layers.append(nn.MaxPool2d(2))
         if block < len(widths) // 2:
             layers.append(nn.Dropout2d(spatial_dropout))
-    classifier = nn.Sequential(
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(channels, fc_width, bias=False),
-        nn.BatchNorm1d(fc_width),
-        nn.ReLU(inplace=True),
-        nn.Dropout(dropout),
-        nn.Linear(fc_width, num_classes),
-    )
+    classifier = pooled_head(channels, fc_width, dropout, num_classes)
     return nn.Sequential(OrderedDict(features=nn.Sequential(*layers), classifier=classifier))

@@ -26,3 +26,21 @@ class InputAdapter(nn.Module):
         if self.repeat_to_chans is not None and x.shape[1] != self.repeat_to_chans:
             x = x.expand(-1, self.repeat_to_chans, -1, -1)
         return self.net(x)
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
+    # BN's shift makes the conv bias redundant.
+    return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+
+
+def pooled_head(channels: int, fc_width: int, dropout: float, num_classes: int) -> nn.Sequential:
+    """Global average pooling -> Linear BN ReLU Dropout -> Linear: the documented CNNs' classifier."""
+    return nn.Sequential(
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(channels, fc_width, bias=False),
+        nn.BatchNorm1d(fc_width),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(fc_width, num_classes),
+    )
