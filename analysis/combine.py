@@ -11,7 +11,7 @@ import torch
 from scipy.optimize import minimize_scalar
 
 from fer_search.training import combine_probs
-from fer_search.training.metrics import classification_metrics
+from fer_search.training.metrics import classification_metrics, negative_log_likelihood as nll
 
 METHODS = ("mean", "greedy", "weighted")
 MIN_WEIGHT = 0.01  # fitted weights below this are dropped
@@ -23,10 +23,6 @@ def combine(member_probs: np.ndarray, weights: np.ndarray, temperature: float = 
         mixed = combine_probs(torch.as_tensor(member_probs, dtype=torch.float64),
                               torch.as_tensor(weights, dtype=torch.float64), float(temperature))
     return mixed.numpy()
-
-
-def nll(probs: np.ndarray, labels: np.ndarray) -> float:
-    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
 
 
 def score(probs: np.ndarray, labels: np.ndarray, metric: str) -> float:

@@ -7,6 +7,11 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from fer_search.data.types import CLASS_NAMES
 
 
+def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean cross-entropy of probabilities (the validation loss, and what ensembles are fitted on)."""
+    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
+
+
 def classification_metrics(probs: np.ndarray, labels: np.ndarray, prefix: str = "") -> dict[str, float]:
     """Accuracy, macro-F1 and per-class recall, as flat keys (`{prefix}acc`, `{prefix}recall_<class>`)."""
     predicted = probs.argmax(axis=1)

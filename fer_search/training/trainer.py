@@ -24,7 +24,7 @@ from fer_search.training import checkpoint
 from fer_search.training.augment import augment_batch
 from fer_search.training.config import TrainConfig
 from fer_search.training.imbalance import class_weights, oversampled_epoch
-from fer_search.training.metrics import classification_metrics
+from fer_search.training.metrics import classification_metrics, negative_log_likelihood
 from fer_search.training.predictor import NormalizedModel
 
 
@@ -161,7 +161,7 @@ def train(
             "epoch": epoch,
             "train_loss": float(loss_sum) / seen,
             "train_acc": float(correct) / seen,
-            "val_loss": _nll(val_probs, val_split.labels),
+            "val_loss": negative_log_likelihood(val_probs, val_split.labels),
             **classification_metrics(val_probs, val_split.labels, prefix="val_"),
             "lr": optimizer.param_groups[0]["lr"],
         }
@@ -172,7 +172,7 @@ def train(
         if is_best:
             test_probs = _predict(evaluator, test_split.images, dev) if test_split is not None else None
             if test_probs is not None and test_split.labeled:
-                metrics["test_loss"] = _nll(test_probs, test_split.labels)
+                metrics["test_loss"] = negative_log_likelihood(test_probs, test_split.labels)
                 metrics.update(classification_metrics(test_probs, test_split.labels, prefix="test_"))
             bad_epochs = 0
         else:
@@ -242,10 +242,6 @@ def _predict(evaluator: NormalizedModel, images: np.ndarray, dev: torch.device, 
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             chunks.append(evaluator(x).float().cpu())
     return torch.cat(chunks).numpy()
-
-
-def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
-    return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
 
 
 def _make_optimizer(config: TrainConfig, network: torch.nn.Module) -> torch.optim.Optimizer:
