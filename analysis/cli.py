@@ -14,6 +14,8 @@ METRICS = ("val_acc", "val_macro_f1")
 
 
 def add_analysis_parsers(subparsers) -> None:
+    from fer_search.cli import add_keep_test_copies
+
     p = subparsers.add_parser(
         "leaderboard", help="every trial of a search, the best per family, imbalance comparison",
         description="Every trial of the chosen experiments (best first by the validation metric; test columns are "
@@ -30,16 +32,24 @@ def add_analysis_parsers(subparsers) -> None:
                     "Kaggle's (test ids are CSV row numbers), OUT/submission.csv.")
     _add_trial_options(p)
     p.add_argument("--top", type=int, default=3, metavar="K",
-                   help="members: the K best trials by validation (fewer usable: a warning, and those) [%(default)s]")
+                   help="members in the ensemble file (fewer usable: a warning, and those) [%(default)s]")
     p.add_argument("--method", choices=("mean", "greedy", "weighted"), default="greedy",
-                   help="mean = soft vote; greedy = Caruana forward selection with replacement; weighted = "
-                        "weights minimising validation NLL [%(default)s]")
+                   help="greedy = Caruana selection with replacement and bagging of K members from the --library "
+                        "best trials; mean = soft vote of the K best; weighted = the K best, weights minimising "
+                        "validation NLL [%(default)s]")
+    p.add_argument("--library", type=int, default=20, metavar="L",
+                   help="greedy: choose the K members among the L best trials by validation [%(default)s]")
     p.add_argument("--diverse", action="store_true", help="at most one member per model family")
-    p.add_argument("--tta", action="store_true",
-                   help="re-run the members with flip test-time augmentation (needs --data) instead of using "
-                        "their stored probabilities")
-    p.add_argument("--data", help="the search's data (path or 'synthetic'); only --tta reads it")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto, for --tta [%(default)s]")
+    p.add_argument("--tta", nargs="?", const="flip", choices=("flip", "crops"),
+                   help="re-run the members with test-time augmentation (needs --data): flip, or crops (ten "
+                        "views, the crops each member trained on) [flip when given alone; default: the "
+                        "members' stored probabilities]")
+    p.add_argument("--refit", action="store_true",
+                   help="also retrain each member on train + validation for the epochs validation chose, and "
+                        "report that refit ensemble beside this one (needs --data; OUT/refit/ensemble.pt)")
+    p.add_argument("--data", help="the search's data (path or 'synthetic'); --tta and --refit read it")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto, for --tta and --refit [%(default)s]")
+    add_keep_test_copies(p)
     p.add_argument("--out", help="output folder [STORAGE/ensemble]")
     p.set_defaults(handler=cmd_ensemble)
 
@@ -106,8 +116,8 @@ def _ensemble(args) -> int:
 
     if args.top < 1:
         raise UserError(f"--top must be at least 1, got {args.top}")
-    if args.tta and not args.data:
-        raise UserError("--tta re-runs the members on the data: pass the search's --data too")
+    if (args.tta or args.refit) and not args.data:
+        raise UserError(f"{'--tta' if args.tta else '--refit'} needs the search's data: pass --data too")
     storage = Path(args.storage).absolute()
     out = Path(args.out).absolute() if args.out else storage / "ensemble"
     trials = find_trials(storage, args.name)
@@ -115,29 +125,49 @@ def _ensemble(args) -> int:
     if not candidates:
         raise UserError(f"no finished trial with stored results among the {len(trials)} trial(s) under {storage}")
     metric = search_metric([c.trial for c in candidates], args.metric)
-    members = ens.select(candidates, args.top, metric, args.diverse)
-    if args.tta:
+    members, weights, library = ens.choose(candidates, args.top, metric, args.method, diverse=args.diverse,
+                                           library=args.library)
+    data = device = None
+    if args.data:
         from fer_search.data import load_data
         from fer_search.training.trainer import resolve_device
 
-        ens.rescore_with_tta(members, load_data(args.data), device=str(resolve_device(args.device)))
-    ensemble = ens.build(members, args.method, metric, "flip" if args.tta else ens.members_tta(members))
+        seed = int(members[0].trial.config.get("split_seed", 0))  # the search's: its validation carve
+        data = load_data(args.data, seed=seed, drop_test_copies=not args.keep_test_copies)
+        device = str(resolve_device(args.device))
+    if args.tta:
+        ens.rescore_with_tta(members, data, args.tta, device=device)
+    ensemble = ens.build(members, args.method, metric, args.tta or ens.members_tta(members), weights, library)
     scores = score(ensemble)
 
     out.mkdir(parents=True, exist_ok=True)
     files = {"the ensemble, loadable by evaluate, predict and export": ens.save(ensemble, out / "ensemble.pt")}
+    refit_scores = None
+    if args.refit:
+        from analysis import refit
+        from fer_search.training.metrics import full_report
+
+        path = refit.refit(ensemble, data, out / "refit", device=device)
+        files["the refit ensemble (members retrained on train + validation)"] = path
+        if "test" in scores.reports:
+            refit_scores = full_report(refit.score_on_test(path, data, device), ensemble.labels("test"))
     if ens.kaggle_test(ensemble):
         files["Kaggle submission (id, emotion) for the test split"] = ens.write_submission(ensemble,
                                                                                           out / "submission.csv")
     command = "python -m fer_search " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = write_report(ensemble, scores, leaderboard(trials, metric), out, command=command,
-                          candidates=len(candidates), files=files)
+                          candidates=len(candidates), files=files, refit=refit_scores)
 
     summary = scores.summary({**{m.name: float(w) for m, w in zip(ensemble.members, ensemble.weights)}, ENSEMBLE: 1.0})
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
-    print(f"\n{args.method} ensemble of {sum(ensemble.weights > 0)} trial(s), temperature {ensemble.temperature:.3f}; "
+    chosen_from = f" chosen from the best {ensemble.library}" if ensemble.library else ""
+    print(f"\n{args.method} ensemble of {sum(ensemble.weights > 0)} trial(s){chosen_from}, temperature "
+          f"{ensemble.temperature:.3f}; "
           "members, weights and temperature chosen on validation only"
           + ("; test scored once, reported only" if "test" in scores.reports else ""))
+    if refit_scores is not None:
+        print(f"refit ensemble (members retrained on train + validation): test acc {refit_scores['accuracy']:.4f}, "
+              f"macro-F1 {refit_scores['macro_f1']:.4f} (reported only)")
     print(f"report: {report}")
     for path in files.values():
         print(f"wrote {path}")

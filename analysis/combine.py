@@ -67,6 +67,31 @@ def greedy_weights(member_probs: np.ndarray, labels: np.ndarray, metric: str) ->
     return best_counts / best_counts.sum()
 
 
+def bagged_caruana(library_probs: np.ndarray, labels: np.ndarray, top: int, metric: str, *, bags: int = 20,
+                   bag_fraction: float = 0.5, seed: int = 0) -> np.ndarray:
+    """Caruana et al. (2006): greedy selection with replacement in `bags` random halves of the library
+    (models ordered best first), the bags' weights summed. -> weights (L,) with at most `top` non-zero,
+    summing to 1: the `top` members the bags voted for most (ties: the better model alone), their summed
+    votes as weights. Bagging keeps one lucky model from taking the whole vote on a small validation set.
+    Never below the best model on the validation metric: where the vote scores lower, that model alone.
+    """
+    size = len(library_probs)
+    votes = np.zeros(size)
+    rng = np.random.default_rng(seed)
+    bag_size = max(1, min(size, round(bag_fraction * size)))
+    for _ in range(bags if size > bag_size else 1):
+        bag = np.sort(rng.choice(size, bag_size, replace=False))
+        votes[bag] += greedy_weights(library_probs[bag], labels, metric)
+    ranked = sorted(range(size), key=lambda i: (-votes[i], i))  # ties: the better model (lower index)
+    weights = np.zeros(size)
+    chosen = [i for i in ranked[:top] if votes[i] > 0]
+    weights[chosen] = votes[chosen]
+    weights /= weights.sum()
+    if score(combine(library_probs, weights), labels, metric) < score(library_probs[0], labels, metric):
+        return np.eye(size)[0]
+    return weights
+
+
 def nll_weights(member_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Weights on the simplex (softmax of free logits, starting uniform) minimising validation NLL."""
     probs = torch.as_tensor(member_probs, dtype=torch.float64)

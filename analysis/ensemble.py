@@ -44,12 +44,13 @@ class Member:
 
 @dataclass
 class Ensemble:
-    members: list[Member]  # the top K, best first (weight 0 where greedy selection never picked one)
+    members: list[Member]  # best first by the validation metric
     weights: np.ndarray
     temperature: float
     method: str
     metric: str
     tta: str
+    library: int = 0  # greedy: how many of the best trials the members were chosen from
 
     def stack(self, split: str) -> np.ndarray:
         return np.stack([m.probs[f"{split}_probs"] for m in self.members])
@@ -154,6 +155,26 @@ def select(candidates: list[Member], top: int, metric: str, diverse: bool) -> li
     return chosen
 
 
+def choose(candidates: list[Member], top: int, metric: str, method: str, *, diverse: bool = False,
+           library: int = 20) -> tuple[list[Member], np.ndarray | None, int]:
+    """-> (members, their weights or None to fit, library size). greedy: bagged Caruana selection of
+    `top` members from the `library` best trials (more than `top`: the point of a library); mean and
+    weighted: the `top` best trials."""
+    if method != "greedy":
+        return select(candidates, top, metric, diverse), None, 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AnalysisWarning)  # a library smaller than asked is normal
+        pool = select(candidates, max(library, top), metric, diverse)
+    labels = pool[0].probs["val_labels"]
+    weights = fit.bagged_caruana(np.stack([m.probs["val_probs"] for m in pool]), labels, top, metric)
+    chosen = np.flatnonzero(weights)
+    if len(chosen) < top:
+        warnings.warn(f"greedy selection from the best {len(pool)} trials gave weight to {len(chosen)} of the "
+                      f"{top} members asked for; the ensemble holds those {len(chosen)}", AnalysisWarning,
+                      stacklevel=2)
+    return [pool[i] for i in chosen], weights[chosen], len(pool)
+
+
 def rescore_with_tta(members: list[Member], data, tta: str = "flip", *, device: str = "cpu",
                      progress: bool = True) -> None:
     """Replace the stored probabilities with fresh ones computed with test-time augmentation.
@@ -186,12 +207,14 @@ def _images_by_id(ids: np.ndarray, labels: np.ndarray, splits, what: str) -> np.
     return np.stack([split.images[k] for split, k in found])
 
 
-def build(members: list[Member], method: str, metric: str, tta: str) -> Ensemble:
-    """Fit the vote weights and then the temperature on validation."""
+def build(members: list[Member], method: str, metric: str, tta: str, weights: np.ndarray | None = None,
+          library: int = 0) -> Ensemble:
+    """Fit the vote weights (unless given) and then the temperature on validation."""
     val = np.stack([m.probs["val_probs"] for m in members])
     labels = members[0].probs["val_labels"]
-    weights = fit.fit_weights(val, labels, method, metric)
-    return Ensemble(members, weights, fit.fit_temperature(val, labels, weights), method, metric, tta)
+    if weights is None:
+        weights = fit.fit_weights(val, labels, method, metric)
+    return Ensemble(members, weights, fit.fit_temperature(val, labels, weights), method, metric, tta, library)
 
 
 def members_tta(members: list[Member]) -> str:

@@ -15,7 +15,7 @@ from fer_search.training.config import IMBALANCE_OPTIONS
 
 METRIC_COLUMNS = ["val_acc", "val_macro_f1", "val_recall_disgust", "test_acc", "test_macro_f1"]
 # Shown as their own columns, so left out of the "hyperparameters" summary.
-OWN_COLUMNS = {"arch", "imbalance", "epochs", "metric", "seed", "family", "point", "trial_number"}
+OWN_COLUMNS = {"arch", "imbalance", "epochs", "metric", "seed", "family", "point", "trial_number", "split_seed"}
 
 
 def find_trials(storage: str | Path, names: list[str] | None) -> list[layout.Trial]:

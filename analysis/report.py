@@ -53,8 +53,9 @@ def score(ensemble: Ensemble) -> Scores:
 
 
 def write_report(ensemble: Ensemble, scores: Scores, trials_table: pd.DataFrame, out: Path, *,
-                 command: str, candidates: int, files: dict[str, Path]) -> Path:
-    """OUT/report.md plus its PNG figures in OUT/. `files` names the other outputs to list."""
+                 command: str, candidates: int, files: dict[str, Path], refit: dict | None = None) -> Path:
+    """OUT/report.md plus its PNG figures in OUT/. `files` names the other outputs to list; `refit` is the
+    full_report of the refit ensemble on test, when there is one."""
     weights = {m.name: float(w) for m, w in zip(ensemble.members, ensemble.weights)}
     weights.update({f"{ENSEMBLE} (T=1)": 1.0, ENSEMBLE: 1.0})
     summary = scores.summary(weights)
@@ -65,7 +66,9 @@ def write_report(ensemble: Ensemble, scores: Scores, trials_table: pd.DataFrame,
         "# Ensemble report", "",
         f"Made by `{command}` on {datetime.now():%Y-%m-%d %H:%M}.", "",
         f"- Experiments: {', '.join(sorted({m.trial.experiment for m in ensemble.members}))}",
-        f"- Candidates: {candidates} finished trials; members: the top {len(ensemble.members)} by {ensemble.metric}",
+        f"- Candidates: {candidates} finished trials; members: "
+        + (f"{len(ensemble.members)} chosen by bagged greedy selection from the best {ensemble.library} by "
+           f"{ensemble.metric}" if ensemble.library else f"the top {len(ensemble.members)} by {ensemble.metric}"),
         f"- Method: {ensemble.method}; temperature {ensemble.temperature:.3f}; test-time augmentation: {ensemble.tta}",
         "",
         "**Selection of the members, the vote weights and the temperature used the validation split only. "
@@ -77,6 +80,16 @@ def write_report(ensemble: Ensemble, scores: Scores, trials_table: pd.DataFrame,
         _markdown(summary.reset_index()), "",
         "`ensemble (T=1)` is the vote before temperature scaling: same predictions, different calibration (ECE).", "",
     ]
+    if refit is not None:
+        validated = scores.reports["test"][ENSEMBLE]
+        table = pd.DataFrame([{"ensemble": name, "trained on": on, "test_acc": r["accuracy"],
+                               "test_macro_f1": r["macro_f1"], "test_ece": r["ece"]}
+                              for name, on, r in (("validated", "train", validated),
+                                                  ("refit", "train + validation", refit))])
+        lines += ["## Refit ensemble", "",
+                  "The same members, epoch counts, weights and temperature, each member retrained on train + "
+                  "validation (nothing left to select on, so nothing was). Test scored once.", "",
+                  _markdown(table), ""]
     for split in splits:
         recall = scores.per_class(split, "recall").reset_index(names="model")
         lines += [f"## Per-class recall ({_split_name(split)})", "", _markdown(recall), ""]

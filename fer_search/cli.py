@@ -17,6 +17,12 @@ def _data_default() -> str:
     return os.environ.get("FER2013_ROOT", "./data/fer2013")
 
 
+def add_keep_test_copies(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-test-copies", action="store_true",
+                        help="keep training images identical to test images (by default they are left out, "
+                             "so test never rewards memorisation)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fer_search",
@@ -32,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a training or model hyperparameter, e.g. --set lr=5e-4 --set dropout=0.4")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto [%(default)s]")
     p.add_argument("--seed", type=int, default=None, help="seed for the split and training")
+    add_keep_test_copies(p)
     p.set_defaults(handler=_cmd_train)
 
     p = commands.add_parser("evaluate", help="score a model or ensemble file on a split")
@@ -79,7 +86,7 @@ def _add_analysis_commands(commands) -> None:
 
 
 def _cmd_train(args) -> int:
-    from fer_search.data import load_data
+    from fer_search.data import describe_load, load_data
     from fer_search.training import TrainConfig, parse_set_options, train
 
     values = parse_set_options(args.set)
@@ -89,8 +96,8 @@ def _cmd_train(args) -> int:
     if args.seed is not None:
         values["seed"] = args.seed
     config = TrainConfig.from_flat(values)
-    data = load_data(args.data, seed=config.seed)
-    _print_load_report(data)
+    data = load_data(args.data, seed=config.seed, drop_test_copies=not args.keep_test_copies)
+    print(describe_load(data))
     result = train(config, data, device=args.device, out_dir=args.out)
     best = result.best.metrics
     print(f"\nbest epoch {result.best.epoch} ({result.finished_by}): val acc {best['val_acc']:.4f}, "
@@ -146,22 +153,10 @@ def _cmd_models(args) -> int:
 def _cmd_audit(args) -> int:
     from fer_search.data import audit, format_audit, load_data
 
-    data = load_data(args.data, val_fraction=0, progress=not args.json)
+    data = load_data(args.data, val_fraction=0, progress=not args.json, drop_test_copies=False)
     result = audit(data)
     print(json.dumps(result, indent=2) if args.json else format_audit(result))
     return 0
-
-
-def _print_load_report(data) -> None:
-    report = data.report
-    sizes = ", ".join(f"{name} {len(split):,}" for name, split in data.splits().items())
-    print(f"data: {data.name} ({sizes})")
-    if report.skipped:
-        print(f"skipped {len(report.skipped)} unreadable image(s), e.g. {report.skipped[0]}")
-    if report.resized:
-        print(f"resized {report.resized} image(s) to 48x48")
-    if report.converted_to_gray:
-        print(f"converted {report.converted_to_gray} colour image(s) to grayscale")
 
 
 def main(argv: list[str] | None = None) -> int:

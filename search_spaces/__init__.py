@@ -14,7 +14,10 @@ with lower-case keys):
                       {"choice": [v1, v2, ...]}, {"float": [low, high]}, {"log": [low, high]},
                       {"int": [low, high]}
                     plus optional {"if": {other_key: value or [values]}}: the key is only sampled when
-                    the earlier key (a param or a fixed key) has that value.
+                    the earlier key (a param or a fixed key) has that value. A list of such specs
+                    gives a key ranges that depend on another choice (the first whose "if" holds):
+                      "lr": [{"log": [0.01, 0.1], "if": {"optimizer": "sgd"}},
+                             {"log": [1e-4, 3e-3], "if": {"optimizer": ["adam", "adamw"]}}]
 
 Keys are trainer options (`TrainConfig` fields) or hyperparameters of the family's models; `arch`
 picks the model. A point's value outside the ranges (e.g. imbalance="both") runs as documented but
@@ -32,7 +35,7 @@ from typing import Any
 
 from fer_search.errors import UserError
 
-FAMILIES = ("simple_cnn", "deeper_cnn", "attention_cnn", "resnet", "vit", "mobilevit")
+FAMILIES = ("simple_cnn", "deeper_cnn", "attention_cnn", "vgg", "resnet", "vit", "mobilevit")
 SPEC_KINDS = ("choice", "float", "log", "int")
 
 
@@ -119,38 +122,19 @@ def validate(raw: dict[str, Any], source: str) -> SearchSpace:
     trainer_keys = set(TrainConfig.__dataclass_fields__) - {"model"}
     model_keys = {key for arch in archs for key in model_hparams(arch)}
     earlier = set(fixed)
-    for key, spec in params.items():
+    for key, raw_spec in params.items():
         where = f"params.{key}"
         if key not in trainer_keys | model_keys | {"arch"}:
             known = ", ".join(sorted(trainer_keys | model_keys))
             fail(where, f"not a trainer option or a {family} hyperparameter (known: {known})")
-        if not isinstance(spec, dict):
-            fail(where, f"expected a mapping like {{'log': [1e-4, 1e-2]}}, got {spec!r}")
-        params[key] = spec = {k: _plain(v) for k, v in spec.items()}
-        kinds = [k for k in spec if k in SPEC_KINDS]
-        extra = sorted(set(spec) - set(SPEC_KINDS) - {"if"})
-        if len(kinds) != 1 or extra:
-            fail(where, f"needs exactly one of {', '.join(SPEC_KINDS)} (plus optional 'if'), got {sorted(spec)}")
-        kind, values = kinds[0], spec[kinds[0]]
-        if kind == "choice":
-            if not isinstance(values, list) or not values:
-                fail(where, f"'choice' needs a non-empty list, got {values!r}")
-            if key == "arch" and set(values) - set(archs):
-                fail(where, f"arch choices must be {family} models ({', '.join(archs)}), got {values}")
-        else:
-            numbers = isinstance(values, list) and len(values) == 2 and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-            if not numbers or values[0] >= values[1] or (kind == "log" and values[0] <= 0) or (
-                    kind == "int" and not all(float(v).is_integer() for v in values)):
-                fail(where, f"'{kind}' needs [low, high] with low < high"
-                            + (" and low > 0" if kind == "log" else "") + (", whole numbers" if kind == "int" else "")
-                            + f", got {values!r}")
-        condition = spec.get("if", {})
-        if not isinstance(condition, dict):
-            fail(f"{where}.if", f"expected a mapping like {{'optimizer': 'sgd'}}, got {condition!r}")
-        for other in condition:
-            if other not in earlier:
-                fail(f"{where}.if", f"'{other}' must be a fixed key or a param listed before '{key}'")
+        several = isinstance(raw_spec, list)
+        if several and not raw_spec:
+            fail(where, "an empty list of ranges")
+        specs = []
+        for i, spec in enumerate(raw_spec if several else [raw_spec]):
+            here = f"{where}[{i}]" if several else where
+            specs.append(_validate_spec(spec, here, key, family, archs, earlier, fail))
+        params[key] = specs if several else specs[0]
         earlier.add(key)
 
     if not points:
@@ -174,6 +158,38 @@ def validate(raw: dict[str, Any], source: str) -> SearchSpace:
     return space
 
 
+def _validate_spec(spec: Any, where: str, key: str, family: str, archs: list[str], earlier: set[str],
+                   fail) -> dict[str, Any]:
+    if not isinstance(spec, dict):
+        fail(where, f"expected a mapping like {{'log': [1e-4, 1e-2]}}, got {spec!r}")
+    spec = {k: _plain(v) for k, v in spec.items()}
+    kinds = [k for k in spec if k in SPEC_KINDS]
+    extra = sorted(set(spec) - set(SPEC_KINDS) - {"if"})
+    if len(kinds) != 1 or extra:
+        fail(where, f"needs exactly one of {', '.join(SPEC_KINDS)} (plus optional 'if'), got {sorted(spec)}")
+    kind, values = kinds[0], spec[kinds[0]]
+    if kind == "choice":
+        if not isinstance(values, list) or not values:
+            fail(where, f"'choice' needs a non-empty list, got {values!r}")
+        if key == "arch" and set(values) - set(archs):
+            fail(where, f"arch choices must be {family} models ({', '.join(archs)}), got {values}")
+    else:
+        numbers = isinstance(values, list) and len(values) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if not numbers or values[0] >= values[1] or (kind == "log" and values[0] <= 0) or (
+                kind == "int" and not all(float(v).is_integer() for v in values)):
+            fail(where, f"'{kind}' needs [low, high] with low < high"
+                        + (" and low > 0" if kind == "log" else "") + (", whole numbers" if kind == "int" else "")
+                        + f", got {values!r}")
+    condition = spec.get("if", {})
+    if not isinstance(condition, dict):
+        fail(f"{where}.if", f"expected a mapping like {{'optimizer': 'sgd'}}, got {condition!r}")
+    for other in condition:
+        if other not in earlier:
+            fail(f"{where}.if", f"'{other}' must be a fixed key or a param listed before '{key}'")
+    return spec
+
+
 def _defaults(arch: str) -> dict[str, Any]:
     from fer_search.models import model_hparams
     from fer_search.training import TrainConfig
@@ -191,16 +207,27 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def active(spec: dict[str, Any], config: dict[str, Any]) -> bool:
-    """Whether a param's "if" condition holds for the configuration decided so far."""
-    for key, wanted in (spec.get("if") or {}).items():
-        if config.get(key) not in (wanted if isinstance(wanted, list) else [wanted]):
-            return False
-    return True
+def alternatives(spec: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A param's specs: one, or the list of ranges that depend on another choice."""
+    return spec if isinstance(spec, list) else [spec]
+
+
+def active_spec(spec: dict[str, Any] | list[dict[str, Any]], config: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """(index, spec) of the first alternative whose "if" holds for the configuration decided so far, or None."""
+    for i, candidate in enumerate(alternatives(spec)):
+        if all(config.get(key) in (wanted if isinstance(wanted, list) else [wanted])
+               for key, wanted in (candidate.get("if") or {}).items()):
+            return i, candidate
+    return None
+
+
+def active(spec: dict[str, Any] | list[dict[str, Any]], config: dict[str, Any]) -> bool:
+    """Whether a param is sampled at all for the configuration decided so far."""
+    return active_spec(spec, config) is not None
 
 
 def in_range(spec: dict[str, Any], value: Any) -> bool:
-    """Whether `value` is one TPE could sample from `spec`."""
+    """Whether `value` is one TPE could sample from `spec` (one alternative)."""
     if "choice" in spec:
         return value in spec["choice"]
     low, high = spec.get("float") or spec.get("log") or spec.get("int")
@@ -217,12 +244,13 @@ def describe(space: SearchSpace) -> str:
         lines.append(f"  {name:<18} " + ", ".join(f"{k}={_show(v)}" for k, v in point.items()))
     lines += ["", "fixed for every trial: " + (", ".join(f"{k}={_show(v)}" for k, v in space.fixed.items()) or "-"),
               "", "TPE ranges:"]
-    for key, spec in space.params.items():
-        kind = next(k for k in SPEC_KINDS if k in spec)
-        values = spec[kind]
-        shown = " | ".join(_show(v) for v in values) if kind == "choice" else f"{kind} [{values[0]:g}, {values[1]:g}]"
-        condition = "".join(f"  if {k} = {_show(v)}" for k, v in (spec.get("if") or {}).items())
-        lines.append(f"  {key:<18} {shown}{condition}")
+    for key, param in space.params.items():
+        for spec in alternatives(param):
+            kind = next(k for k in SPEC_KINDS if k in spec)
+            values = spec[kind]
+            shown = " | ".join(_show(v) for v in values) if kind == "choice" else f"{kind} [{values[0]:g}, {values[1]:g}]"
+            condition = "".join(f"  if {k} = {_show(v)}" for k, v in (spec.get("if") or {}).items())
+            lines.append(f"  {key:<18} {shown}{condition}")
     return "\n".join(lines)
 
 

@@ -22,5 +22,5 @@ PARAMS = {
     "arch": {"choice": ["resnet18", "resnet34", "resnet50"]},
     "stem": {"choice": ["small", "imagenet"]},
     "dropout": {"float": [0.2, 0.6]},
-    **training_params(optimizers=("adam", "adamw", "sgd"), lr=(1e-4, 3e-2), weight_decay=(1e-6, 1e-2)),
+    **training_params(),
 }

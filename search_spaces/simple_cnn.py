@@ -25,5 +25,5 @@ PARAMS = {
     "batch_norm": {"choice": [True, False]},
     "fc_width": {"choice": [128, 256]},
     "dropout": {"float": [0.2, 0.6]},
-    **training_params(),
+    **training_params(crops=False),  # the flatten layer fixes the input at 48x48
 }

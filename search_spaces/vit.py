@@ -23,5 +23,6 @@ PARAMS = {
     "num_heads": {"choice": [2, 4, 8], "if": _NATIVE},
     "mlp_ratio": {"choice": [2.0, 4.0], "if": _NATIVE},
     "drop_rate": {"float": [0.0, 0.3]},
-    **training_params(lr=(5e-5, 2e-3), weight_decay=(1e-4, 1e-1), batch_sizes=(64, 128, 256)),
+    **training_params(optimizers=("adamw", "adam"), lr={"adamw": [5e-5, 2e-3], "adam": [5e-5, 1e-3]},
+                      batch_sizes=(64, 128, 256), crops=False),  # a fixed patch grid
 }

@@ -248,7 +248,7 @@ def test_audit_counts_duplicates_blanks_and_balance(tmp_path, load):
     write_image(root / "train" / "happy" / "dup_b.png", duplicate)  # same image, another label
     write_image(root / "test" / "angry" / "dup_c.png", duplicate)  # ... and in test
     write_image(root / "train" / "angry" / "blank.png", np.full((48, 48), 9, np.uint8))
-    data = load(root, val_fraction=0)
+    data = load(root, val_fraction=0, drop_test_copies=False)  # the audit sees the data as it is
     result = audit(data)
     json.dumps(result)  # plain JSON types
     train, test = result["splits"]["train"], result["splits"]["test"]
@@ -344,7 +344,7 @@ def test_real_fer2013_folders(tmp_path):
     root = os.environ.get("FER2013_ROOT")
     if not root or not Path(root).is_dir():
         pytest.skip("set FER2013_ROOT to the FER2013 image folders to run this test")
-    data = load_data(root, val_fraction=0, cache_dir=tmp_path / "cache", progress=False)
+    data = load_data(root, val_fraction=0, cache_dir=tmp_path / "cache", progress=False, drop_test_copies=False)
     result = audit(data)
     train = result["splits"]["train"]
     assert data.form == "folders" and train["images"] == 28709

@@ -109,7 +109,8 @@ def test_registry_queries():
     assert {"simple_cnn", "deeper_cnn", "attention_cnn", "resnet18", "resnet34", "resnet50", "vit", "mobilevit_xxs"} <= set(list_models())
     assert list_models("resnet") == ["resnet18", "resnet34", "resnet50"]
     assert model_family("mobilevit_xxs") == "mobilevit"
-    assert model_hparams("resnet18") == {"stem": "small", "dropout": 0.3}
+    assert model_hparams("resnet18") == {"stem": "small", "dropout": 0.3, "zero_init_residual": False,
+                                         "drop_path": 0.0, "preact": False}
     rows = {row["name"]: row for row in describe_models()}
     assert rows["simple_cnn"]["family"] == "simple_cnn"
     assert rows["simple_cnn"]["parameters"] == count_parameters(create_model("simple_cnn"))
@@ -217,3 +218,25 @@ def test_timm_pretrained_loads_from_local_cache(empty_hf_cache):
 def test_timm_pretrained_for_a_model_without_timm_weights_is_a_user_error():
     with pytest.raises(UserError, match="no timm pretrained weights"):
         create_model("simple_cnn", pretrained="timm")
+
+
+def test_resnet_recipe_options():
+    zero = create_model("resnet18", zero_init_residual=True)
+    assert all(float(b.bn2.weight.abs().sum()) == 0 for layer in (zero.layer1, zero.layer4) for b in layer)
+    deep = create_model("resnet18", drop_path=0.2)
+    rates = [b.bn2[1].p for layer in (deep.layer1, deep.layer2, deep.layer3, deep.layer4) for b in layer]
+    assert rates[0] == 0 and rates[-1] == pytest.approx(0.2) and rates == sorted(rates)
+    preact = create_model("resnet18", preact=True, drop_path=0.1)
+    assert count_parameters(preact) == pytest.approx(count_parameters(create_model("resnet18")), rel=0.01)
+    assert preact.train()(batch(2)).shape == (2, 7) and preact(batch(2, 1)[..., :44, :44]).shape == (2, 7)
+    with pytest.raises(UserError, match="drop_path"):
+        create_model("resnet18", drop_path=1.5)
+
+
+def test_vgg_stages_and_crop_sizes():
+    model = create_model("vgg", widths=(16, 32, 64), convs_per_stage=3, fc_layers=2, fc_width=64)
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 9 and convs[-1].out_channels == 64
+    assert sum(isinstance(m, nn.Linear) for m in model.classifier) == 3
+    for side in (40, 44, 48):  # global pooling: trains on crops, tests on ten crops
+        assert model.eval()(torch.zeros(2, 1, side, side)).shape == (2, 7)

@@ -8,14 +8,15 @@ import optuna
 import pytest
 
 from fer_search.errors import UserError
-from fer_search.search.sampler import SpaceSampler
+from fer_search.search.sampler import META_KEYS, SpaceSampler
 from fer_search.training import TrainConfig
-from search_spaces import FAMILIES, active, in_range, load_space
+from search_spaces import FAMILIES, active_spec, in_range, load_space
 
 DOCUMENTED = {
     "simple_cnn": ["v1", "v2", "v3"],
     "deeper_cnn": ["v1", "v2", "v3"],
     "attention_cnn": ["v1", "v2", "v3", "v4"],
+    "vgg": ["khaireddin2021"],
     "resnet": ["resnet18_config1", "resnet18_config2", "resnet34_config1", "resnet34_config2", "resnet50"],
     "vit": ["vit"],
     "mobilevit": ["mobilevit_xxs"],
@@ -69,18 +70,23 @@ def test_sampler_gives_documented_points_first_then_samples_in_range():
                      ("resnet", "resnet34_config2"), ("resnet", "resnet50")]
     for config in configs[:8]:
         space = spaces[0] if config["family"] == "simple_cnn" else spaces[1]
-        expected = {**space.point_config(config["point"]), "epochs": 7, "seed": 3}
+        expected = {**space.point_config(config["point"]), "epochs": 7, "seed": 3 + config["trial_number"],
+                    "split_seed": 3}
         assert {k: config[k] for k in expected} == expected
     assert [c["trial_number"] for c in configs] == list(range(30))
     for config in configs[8:]:
         space = spaces[0] if config["family"] == "simple_cnn" else spaces[1]
         assert config["point"] == "tpe" and config["epochs"] == 7
         for key, spec in space.params.items():
-            assert (key in config and in_range(spec, config[key])) or not active(spec, config), key
+            found = active_spec(spec, config)
+            assert (key in config and in_range(found[1], config[key])) or found is None, key
         assert ("momentum" in config) == (config["optimizer"] == "sgd")
+        # Ranges per optimiser: SGD's learning rates are an order of magnitude above Adam's.
+        low, high = {"sgd": (0.01, 0.1), "adam": (1e-4, 3e-3), "adamw": (3e-4, 3e-3)}[config["optimizer"]]
+        assert low <= config["lr"] <= high
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            TrainConfig.from_flat({k: v for k, v in config.items() if k not in ("family", "point", "trial_number")})
+            TrainConfig.from_flat({k: v for k, v in config.items() if k not in META_KEYS})
     assert {c["family"] for c in configs[8:]} == {"simple_cnn", "resnet"}
     assert any(isinstance(c["widths"], list) for c in configs if c["family"] == "simple_cnn")
 
@@ -117,7 +123,7 @@ def test_space_file_formats(tmp_path, suffix):
     ({"params": {"lr": {"log": [0, 1]}}}, "params.lr: 'log' needs [low, high] with low < high and low > 0"),
     ({"params": {"lr": {"float": [1, 0.1]}}}, "params.lr: 'float' needs [low, high] with low < high"),
     ({"params": {"lr": {"range": [1, 2]}}}, "params.lr: needs exactly one of choice, float, log, int"),
-    ({"params": {"lr": [1e-4, 1e-2]}}, "params.lr: expected a mapping like"),
+    ({"params": {"lr": [1e-4, 1e-2]}}, "params.lr[0]: expected a mapping like"),
     ({"params": {"depth": {"int": [1, 3]}}}, "params.depth: not a trainer option or a simple_cnn hyperparameter"),
     ({"params": {"momentum": {"float": [0.8, 0.9], "if": {"optimizer": "sgd"}}}},
      "params.momentum.if: 'optimizer' must be a fixed key or a param listed before 'momentum'"),

@@ -5,11 +5,11 @@ train set. The result is plain JSON types, for writing next to experiment result
 """
 from __future__ import annotations
 
-import hashlib
 from itertools import combinations
 
 import numpy as np
 
+from fer_search.data.splits import image_digests
 from fer_search.data.types import CLASS_NAMES, UNLABELED, FERData, Split
 
 _EXAMPLES = 5  # ids listed per finding: enough to look at, short enough to print
@@ -19,8 +19,8 @@ def audit(data: FERData) -> dict:
     splits = data.splits()
     # Exact duplicates: a 128-bit digest of each image's bytes, grouped across all splits at once.
     names = list(splits)
-    digests = [hashlib.blake2b(image.tobytes(), digest_size=16).digest() for s in splits.values() for image in s.images]
-    _, group = np.unique(np.array(digests, dtype="S16"), return_inverse=True)
+    digests = np.concatenate([image_digests(s.images) for s in splits.values()])
+    _, group = np.unique(digests, return_inverse=True)
     bounds = np.cumsum([0] + [len(s) for s in splits.values()])
     groups = {name: group[bounds[i]:bounds[i + 1]] for i, name in enumerate(names)}
     result = {
@@ -108,6 +108,9 @@ def format_audit(result: dict) -> str:
         out.append(f"{a} & {b}: {shared['distinct_images']} identical images "
                    f"({shared[f'{a}_images']} in {a}, {shared[f'{b}_images']} in {b})"
                    + (f", e.g. {' = '.join(shared['examples'][0])}" if shared["examples"] else ""))
+        if a == "train" and b in ("val", "test") and shared["train_images"]:
+            out.append(f"  train, search and refit leave out these {shared['train_images']} train images "
+                       "(--keep-test-copies keeps them)")
     report = result["load_report"]
     out.append(f"load: {report['skipped']} skipped, {report['resized']} resized, "
                f"{report['converted_to_gray']} converted to gray")

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from fer_search.data import cache, csv_forms, folders
-from fer_search.data.splits import carve_validation
+from fer_search.data.splits import carve_validation, drop_held_out_copies
 from fer_search.data.synthetic import make_synthetic
 from fer_search.data.types import FERData
 from fer_search.errors import UserError
@@ -14,18 +14,23 @@ SYNTHETIC = "synthetic"
 
 
 def load_data(source: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
-              cache_dir: str | os.PathLike | None = None, progress: bool = True) -> FERData:
+              cache_dir: str | os.PathLike | None = None, progress: bool = True,
+              drop_test_copies: bool = True) -> FERData:
     """Load FER2013 from `source`:
     - Kaggle `fer2013.csv` (the file, or a folder holding it): val = PublicTest, test = PrivateTest;
     - torchvision's `fer2013/` folder (icml_face_data.csv, or train.csv + unlabeled test.csv);
     - image folders ROOT/{train,val|validation,test}/<class>/*.{jpg,jpeg,png,bmp};
     - the exact string "synthetic": the built-in procedural data set (see make_synthetic).
     Without a val split in the source, val is a stratified `val_fraction` of train drawn with
-    `seed`; val_fraction=0 keeps train whole (val=None). Raises UserError for bad input.
+    `seed`, keeping each group of identical images on one side; val_fraction=0 keeps train whole
+    (val=None). With `drop_test_copies`, training images identical to a test image (or to one of a
+    validation split the source brought) are left out, counted in data.report. Raises UserError for
+    bad input.
     """
     if isinstance(source, str) and source == SYNTHETIC:
         # A fixed data set (seed 0) whatever `seed` is: like a real source, only the val carve varies.
-        return carve_validation(make_synthetic(seed=0, val_fraction=0), val_fraction, seed)
+        data = make_synthetic(seed=0, val_fraction=0)
+        return carve_validation(drop_held_out_copies(data) if drop_test_copies else data, val_fraction, seed)
     path = Path(source).expanduser()
     if not path.exists():
         raise UserError(f"data path {path} does not exist (give a fer2013.csv, a torchvision fer2013/ "
@@ -33,7 +38,7 @@ def load_data(source: str | os.PathLike, *, val_fraction: float = 0.1, seed: int
     path = path.resolve()
     form, found, fingerprint, decode = _recognise(path, progress)
     data = cache.cached(form, found, fingerprint, decode, cache_dir)
-    return carve_validation(data, val_fraction, seed)
+    return carve_validation(drop_held_out_copies(data) if drop_test_copies else data, val_fraction, seed)
 
 
 def _recognise(path: Path, progress: bool):
@@ -65,3 +70,20 @@ def _recognise(path: Path, progress: bool):
 def _stamp(files: list[Path]) -> str:
     """CSV fingerprint: size and mtime are enough to notice a replaced or edited file."""
     return "\n".join(f"{f.name}\t{f.stat().st_size}\t{f.stat().st_mtime_ns}" for f in files)
+
+
+def describe_load(data: FERData) -> str:
+    """The lines a command prints about the data it loaded: split sizes, then what loading changed."""
+    report = data.report
+    sizes = ", ".join(f"{name} {len(split):,}" for name, split in data.splits().items())
+    lines = [f"data: {data.name} ({sizes})"]
+    if report.dropped_held_out_copies:
+        lines.append(f"left out {report.dropped_held_out_copies} training image(s) identical to test images "
+                     "(--keep-test-copies keeps them)")
+    if report.skipped:
+        lines.append(f"skipped {len(report.skipped)} unreadable image(s), e.g. {report.skipped[0]}")
+    if report.resized:
+        lines.append(f"resized {report.resized} image(s) to 48x48")
+    if report.converted_to_gray:
+        lines.append(f"converted {report.converted_to_gray} colour image(s) to grayscale")
+    return "\n".join(lines)

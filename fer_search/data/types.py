@@ -50,6 +50,7 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)  # "path: reason" for unreadable images / rows
     resized: int = 0  # images not 48x48, converted
     converted_to_gray: int = 0  # colour images, converted
+    dropped_held_out_copies: int = 0  # training images identical to a test (or given val) image, left out
     notes: list[str] = field(default_factory=list)
 
 

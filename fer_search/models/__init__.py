@@ -1,5 +1,5 @@
 """Model zoo: one module per family; importing a family module registers its models."""
-from fer_search.models import attention_cnn, deeper_cnn, mobilevit, resnet, simple_cnn, vit  # noqa: F401  (registration)
+from fer_search.models import attention_cnn, deeper_cnn, mobilevit, resnet, simple_cnn, vgg, vit  # noqa: F401  (registration)
 from fer_search.models.registry import (
     count_parameters,
     create_model,

@@ -5,16 +5,21 @@ import os
 import shlex
 import sys
 import time
+import warnings
 
 from fer_search.errors import UserError
 
-DEFAULTS = {"num_samples": 20, "max_epochs": 20, "grace_period": 2, "max_train_images": 0}
+# ASHA's grace period defaults to a third of max-epochs (0 here): a trial on a one-cycle or cosine schedule
+# scores low until its learning rate comes down, and must not be judged at epoch 2.
+DEFAULTS = {"num_samples": 20, "max_epochs": 20, "grace_period": 0, "max_train_images": 0}
 # --smoke: a tiny end-to-end budget: about a minute on 2 CPUs with --data synthetic (3,600 training images).
 SMOKE = {"num_samples": 4, "max_epochs": 3, "grace_period": 1, "max_train_images": 4096}
 WANDB_PROJECT = "facial-expression-recognition"  # the documented series' project
 
 
 def add_run_parser(subparsers) -> None:
+    from fer_search.cli import add_keep_test_copies
+
     p = subparsers.add_parser(
         "run", help="search a model family (Ray Tune + Optuna TPE + ASHA)",
         description="Search one or more model families: the documented configurations run first, then TPE "
@@ -34,7 +39,7 @@ def add_run_parser(subparsers) -> None:
     p.add_argument("--max-epochs", metavar="N", type=int,
                    help=f"epochs of a trial ASHA never stops [{DEFAULTS['max_epochs']}]")
     p.add_argument("--grace-period", metavar="N", type=int,
-                   help=f"epochs before ASHA may stop a trial [{DEFAULTS['grace_period']}]")
+                   help="epochs before ASHA may stop a trial [a third of --max-epochs]")
     p.add_argument("--reduction-factor", metavar="N", type=int, default=3,
                    help="ASHA keeps 1/N of the trials per rung [%(default)s]")
     p.add_argument("--metric", choices=("val_acc", "val_macro_f1"), default="val_acc",
@@ -50,6 +55,10 @@ def add_run_parser(subparsers) -> None:
     p.add_argument("--seed", metavar="N", type=int, default=0,
                    help="seed of the validation split, TPE and training [%(default)s]")
     p.add_argument("--max-train-images", metavar="N", type=int, help="cap on training images per epoch, 0 = all [0]")
+    add_keep_test_copies(p)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a trainer or model option every trial gets, over what its space says (e.g. --set "
+                        "precision=fp32)")
     p.add_argument("--wandb", action="store_true", help="also log every trial to Weights & Biases")
     p.add_argument("--wandb-project", default=WANDB_PROJECT, help="W&B project [%(default)s]")
     p.add_argument("--smoke", action="store_true",
@@ -82,10 +91,12 @@ def _cmd_run(args) -> int:
     from fer_search.search import layout
     from fer_search.search.settings import (SearchSettings, local_cpu_count, local_gpu_count, plan_resources,
                                             resolve_storage)
+    from fer_search.training.config import TrainConfig, parse_set_options
 
     spaces = _spaces(args)
     budget = {key: getattr(args, key) if getattr(args, key) is not None else (SMOKE if args.smoke else DEFAULTS)[key]
               for key in DEFAULTS}
+    budget["grace_period"] = budget["grace_period"] or max(1, budget["max_epochs"] // 3)
     for key, value in budget.items():
         least = 0 if key == "max_train_images" else 1
         if value < least:
@@ -105,19 +116,22 @@ def _cmd_run(args) -> int:
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, address=args.address,
         reduction_factor=args.reduction_factor,
         time_budget_s=args.time_budget * 60 if args.time_budget else None,
-        wandb_project=args.wandb_project if args.wandb else None, **budget,
+        wandb_project=args.wandb_project if args.wandb else None, fixed=parse_set_options(args.set), **budget,
     )
+    for space in spaces:  # a bad --set fails here, not inside every trial
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # imbalance=both of a documented point
+            TrainConfig.from_flat({**space.point_config(next(iter(space.points))), **settings.fixed})
     if args.wandb:
         _check_wandb()
     if args.address is None:
         # Fail before decoding the data: a GPU trial on a machine without one would wait forever.
         plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
 
-    from fer_search.data import load_data
+    from fer_search.data import describe_load, load_data
 
-    data = load_data(args.data, seed=args.seed)
-    sizes = ", ".join(f"{split} {len(images):,}" for split, images in data.splits().items())
-    print(f"data: {data.name} ({sizes})")
+    data = load_data(args.data, seed=args.seed, drop_test_copies=not args.keep_test_copies)
+    print(describe_load(data))
     if args.resume:  # the budget and spaces are the experiment's own, restored by Ray
         print(f"resuming {settings.storage}/{name}", flush=True)
     else:

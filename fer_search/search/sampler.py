@@ -1,8 +1,10 @@
 """The search spaces as one Optuna define-by-run function: documented points first, then TPE.
 
 Every trial's configuration is flat (trainer options and model hyperparameters at the top level)
-plus three labels (META_KEYS): `family`, `point` (the documented point's name, or "tpe") and
-`trial_number` (Optuna's, which orders and names the trial directories). Optuna parameter
+plus four labels (META_KEYS): `family`, `point` (the documented point's name, or "tpe"),
+`trial_number` (Optuna's, which orders and names the trial directories) and `split_seed` (the
+search's seed, which carved the validation split). A trial trains with seed `split_seed +
+trial_number`: trials that differ in their random draws make a better ensemble than copies. Optuna parameter
 names carry the family ("resnet.lr") so that families with different choices for the same key can
 share one study; non-scalar choices (layer widths) are given to Optuna as their JSON text.
 """
@@ -12,10 +14,10 @@ import itertools
 import json
 from typing import Any
 
-from search_spaces import SearchSpace, active, in_range
+from search_spaces import SearchSpace, active_spec, in_range
 
 TPE_POINT = "tpe"
-META_KEYS = ("family", "point", "trial_number")
+META_KEYS = ("family", "point", "trial_number", "split_seed")
 
 
 class SpaceSampler:
@@ -36,9 +38,10 @@ class SpaceSampler:
             config = space.point_config(name)
             params = {"family": family} if len(self.spaces) > 1 else {}
             for key, spec in space.params.items():
+                found = active_spec(spec, config)
                 # A documented value outside the ranges (imbalance="both") runs, but is no TPE observation.
-                if key in config and active(spec, config) and in_range(spec, config[key]):
-                    params[f"{family}.{key}"] = _label(config[key])
+                if key in config and found is not None and in_range(found[1], config[key]):
+                    params[_optuna_name(family, key, spec, found[0])] = _label(config[key])
             out.append((params, {"family": family, "point": name}))
         return out
 
@@ -51,11 +54,19 @@ class SpaceSampler:
         space = self.spaces[family]
         config = space.point_config(point) if point else dict(space.fixed)
         for key, spec in space.params.items():
-            if not active(spec, config) or (point and not in_range(spec, config[key])):
+            found = active_spec(spec, config)
+            if found is None or (point and not in_range(found[1], config[key])):
                 continue
             # For a documented point Optuna returns the enqueued value, so TPE learns from it.
-            config[key] = _suggest(trial, f"{family}.{key}", spec)
-        return {**config, **self.overrides, "family": family, "point": point or TPE_POINT, "trial_number": trial.number}
+            config[key] = _suggest(trial, _optuna_name(family, key, spec, found[0]), found[1])
+        seed = self.overrides.get("seed", 0)
+        return {**config, **self.overrides, "seed": seed + trial.number, "family": family,
+                "point": point or TPE_POINT, "trial_number": trial.number, "split_seed": seed}
+
+
+def _optuna_name(family: str, key: str, spec, index: int) -> str:
+    """"resnet.lr"; a key with ranges per another choice gets one Optuna parameter per range ("resnet.lr#0")."""
+    return f"{family}.{key}" + (f"#{index}" if isinstance(spec, list) else "")
 
 
 def _suggest(trial, name: str, spec: dict[str, Any]) -> Any:

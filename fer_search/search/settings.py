@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_search.errors import UserError
@@ -21,7 +21,7 @@ class SearchSettings:
     name: str
     num_samples: int = 20
     max_epochs: int = 20
-    grace_period: int = 2
+    grace_period: int = 6  # epochs before ASHA may stop a trial (the CLI: a third of max_epochs)
     reduction_factor: int = 3
     metric: str = "val_acc"
     seed: int = 0
@@ -33,6 +33,7 @@ class SearchSettings:
     time_budget_s: float | None = None
     wandb_project: str | None = None
     max_train_images: int = 0  # cap per epoch (smoke runs); 0 = all
+    fixed: dict = field(default_factory=dict)  # `run --set KEY=VALUE`: options every trial gets
 
     @property
     def objective(self) -> str:
@@ -44,7 +45,7 @@ class SearchSettings:
         values = {"epochs": self.max_epochs, "metric": self.metric, "seed": self.seed}
         if self.max_train_images:
             values["max_train_images"] = self.max_train_images
-        return values
+        return {**values, **self.fixed}
 
 
 @dataclass

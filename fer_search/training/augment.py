@@ -19,7 +19,10 @@ def augment_batch(x: torch.Tensor, params: dict[str, float], generator: torch.Ge
         return torch.rand(b, device=x.device, generator=generator) * (hi - lo) + lo
 
     if params.get("pad_crop", 0) > 0:
-        x = _pad_and_crop(x, int(params["pad_crop"]), generator)
+        pad = int(params["pad_crop"])
+        x = random_crop(F.pad(x, (pad,) * 4, mode="replicate"), x.shape[-1], generator)
+    if params.get("crop", 0) > 0:
+        x = random_crop(x, int(params["crop"]), generator)
 
     geometric = any(params.get(k, 0) > 0 for k in ("hflip", "rotate", "translate", "scale", "shear"))
     if geometric:
@@ -53,15 +56,15 @@ def augment_batch(x: torch.Tensor, params: dict[str, float], generator: torch.Ge
     return x
 
 
-def _pad_and_crop(x: torch.Tensor, pad: int, generator: torch.Generator | None) -> torch.Tensor:
-    b, _, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    dy = torch.randint(0, 2 * pad + 1, (b,), device=x.device, generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (b,), device=x.device, generator=generator)
-    rows = (dy.view(b, 1) + torch.arange(h, device=x.device)).view(b, 1, h, 1).expand(-1, x.shape[1], -1, w + 2 * pad)
-    padded = padded.gather(2, rows)
-    cols = (dx.view(b, 1) + torch.arange(w, device=x.device)).view(b, 1, 1, w).expand(-1, x.shape[1], h, -1)
-    return padded.gather(3, cols)
+def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None) -> torch.Tensor:
+    """A (size x size) window at a random place, drawn per image, gathered in one pass for the batch."""
+    b, c, h, w = x.shape
+    dy = torch.randint(0, h - size + 1, (b,), device=x.device, generator=generator)
+    dx = torch.randint(0, w - size + 1, (b,), device=x.device, generator=generator)
+    rows = (dy.view(b, 1) + torch.arange(size, device=x.device)).view(b, 1, size, 1).expand(-1, c, -1, w)
+    x = x.gather(2, rows)
+    cols = (dx.view(b, 1) + torch.arange(size, device=x.device)).view(b, 1, 1, size).expand(-1, c, size, -1)
+    return x.gather(3, cols)
 
 
 def _random_erasing(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -88,15 +91,28 @@ def _random_erasing(x: torch.Tensor, p: float, generator: torch.Generator | None
     return torch.where(mask, noise, x)
 
 
-def tta_views(x: torch.Tensor, mode: str) -> list[torch.Tensor]:
-    """Test-time views of a batch: 'none', 'flip' (2 views) or 'crops' (5 shifted crops x flip = 10)."""
-    if mode == "none":
-        return [x]
-    views = [x]
-    if mode == "crops":
-        shift = 2
-        padded = F.pad(x, (shift,) * 4, mode="replicate")
+def tta_views(x: torch.Tensor, mode: str, crop: int = 0) -> list[torch.Tensor]:
+    """Test-time views of a batch: 'none' (1 view), 'flip' (2) or 'crops' (5 crops x flip = 10).
+
+    A model trained on random crops (`crop` > 0) sees crops of that side: the centre crop, and for
+    'crops' the four corners too (the ten-crop test of the FER2013 VGG recipes). A model trained on
+    whole images sees the whole image, and for 'crops' four copies shifted by 2 pixels.
+    """
+    if crop:
         h, w = x.shape[-2:]
-        for dy, dx in ((0, 0), (0, 2 * shift), (2 * shift, 0), (2 * shift, 2 * shift)):
-            views.append(padded[..., dy : dy + h, dx : dx + w])
+        top, left = (h - crop) // 2, (w - crop) // 2
+        views = [x[..., top : top + crop, left : left + crop]]
+        if mode == "crops":
+            views += [x[..., :crop, :crop], x[..., :crop, w - crop :], x[..., h - crop :, :crop],
+                      x[..., h - crop :, w - crop :]]
+    else:
+        views = [x]
+        if mode == "crops":
+            shift = 2
+            padded = F.pad(x, (shift,) * 4, mode="replicate")
+            h, w = x.shape[-2:]
+            for dy, dx in ((0, 0), (0, 2 * shift), (2 * shift, 0), (2 * shift, 2 * shift)):
+                views.append(padded[..., dy : dy + h, dx : dx + w])
+    if mode == "none":
+        return views
     return views + [v.flip(-1) for v in views]

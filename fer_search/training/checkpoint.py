@@ -29,6 +29,7 @@ def model_entry(
     epoch: int | None = None,
     metrics: dict[str, float] | None = None,
     tta: str = "none",
+    crop: int = 0,
 ) -> dict[str, Any]:
     return {
         "format": MODEL_FORMAT,
@@ -38,6 +39,7 @@ def model_entry(
         "class_names": list(CLASS_NAMES),
         "normalization": {"mean": float(normalization[0]), "std": float(normalization[1])},
         "tta": tta,
+        "crop": int(crop),  # evaluated on centre (or ten) crops of this side; 0 = whole image
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
         "epoch": epoch,
         "metrics": dict(metrics or {}),

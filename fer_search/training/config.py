@@ -13,6 +13,7 @@ SCHEDULES = ("none", "plateau", "cosine", "onecycle")
 IMBALANCE_OPTIONS = ("none", "weighted_loss", "oversample", "both")
 TTA_OPTIONS = ("none", "flip", "crops")
 SELECTION_METRICS = ("val_acc", "val_macro_f1")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 # The documented augmentation list at strength 1.0 (documented-versions.md, deeper_cnn v3).
 DOCUMENTED_AUGMENTATION = {
@@ -44,7 +45,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # cosine only
     plateau_patience: int = 3
     plateau_factor: float = 0.5
-    patience: int = 0  # early stopping on the selection metric; 0 = off
+    patience: int = 0  # early stopping on the selection metric; 0 = off (always off for cosine/onecycle)
     imbalance: str = "none"
     label_smoothing: float = 0.0
     # Augmentation: `augment` scales the documented list; a field set explicitly overrides it.
@@ -58,11 +59,16 @@ class TrainConfig:
     contrast: float | None = None
     erasing: float | None = None
     pad_crop: int = 0  # pixels of random pad-and-crop
-    mixup: float = 0.0  # Beta(alpha, alpha); 0 = off
+    crop: int = 0  # train on random crops of this side (e.g. 40, 44), evaluate on the centre crop; 0 = off
+    mixup: float = 0.0  # Beta(alpha, alpha) of timm's Mixup; 0 = off
+    cutmix: float = 0.0  # Beta(alpha, alpha) of timm's CutMix; 0 = off (with mixup too: one or the other per batch)
+    mix_prob: float = 1.0  # share of batches mixed when mixup or cutmix is on
+    ema: float = 0.0  # decay of an exponential moving average of the weights (timm ModelEmaV3); 0 = off
     tta: str = "none"  # test-time augmentation used when evaluating
     metric: str = "val_acc"  # selects the best epoch and drives early stopping
     seed: int = 0
     compile: bool = False  # torch.compile (CUDA; slow to start)
+    precision: str = "auto"  # training matmuls: bf16 (autocast) on CUDA and on CPUs with native bf16, else fp32
     max_train_images: int = 0  # cap per epoch, for smoke runs; 0 = all
 
     def __post_init__(self) -> None:
@@ -71,17 +77,30 @@ class TrainConfig:
         _check_choice("imbalance", self.imbalance, IMBALANCE_OPTIONS)
         _check_choice("tta", self.tta, TTA_OPTIONS)
         _check_choice("metric", self.metric, SELECTION_METRICS)
+        _check_choice("precision", self.precision, PRECISIONS)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"option '{name}' must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise UserError(f"option 'lr' must be positive, got {self.lr}")
+        if self.crop and not 16 <= self.crop < 48:
+            raise UserError(f"option 'crop' must be 0 (off) or a side between 16 and 47 pixels, got {self.crop}")
+        if not 0 <= self.ema < 1:
+            raise UserError(f"option 'ema' must be in [0, 1) (0 = off; 0.999 is typical), got {self.ema}")
+        if self.mixup < 0 or self.cutmix < 0 or not 0 <= self.mix_prob <= 1:
+            raise UserError(f"options 'mixup' and 'cutmix' must be >= 0 and 'mix_prob' in [0, 1], got "
+                            f"mixup={self.mixup}, cutmix={self.cutmix}, mix_prob={self.mix_prob}")
         if self.imbalance == "both":
             warnings.warn(
                 "imbalance=both combines class-weighted loss with oversampling; the documented v3 run "
                 "collapsed to predicting only 'disgust' with it. Prefer weighted_loss or oversample.",
                 stacklevel=2,
             )
+
+    @property
+    def early_stopping(self) -> bool:
+        """Patience applies to constant and plateau schedules: cosine and one-cycle runs must anneal to their end."""
+        return self.patience > 0 and self.schedule not in ("cosine", "onecycle")
 
     def augmentation(self) -> dict[str, float]:
         """The effective augmentation parameters (documented list x strength, then overrides)."""
@@ -91,7 +110,7 @@ class TrainConfig:
             value = explicit if explicit is not None else base * self.augment
             out[name] = min(value, 1.0) if name in PROBABILITIES else value
         out["pad_crop"] = self.pad_crop
-        out["mixup"] = self.mixup
+        out["crop"] = self.crop
         return out
 
     def to_flat(self) -> dict[str, Any]:

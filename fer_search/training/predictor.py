@@ -29,15 +29,16 @@ def combine_probs(member_probs: torch.Tensor, weights: torch.Tensor, temperature
 class NormalizedModel(nn.Module):
     """A trained network with its own input normalisation and test-time views."""
 
-    def __init__(self, network: nn.Module, mean: float, std: float, tta: str = "none"):
+    def __init__(self, network: nn.Module, mean: float, std: float, tta: str = "none", crop: int = 0):
         super().__init__()
         self.network = network
         self.register_buffer("mean", torch.tensor(mean * 255.0))
         self.register_buffer("std", torch.tensor(std * 255.0))
         self.tta = tta
+        self.crop = crop  # the side the network was trained on (random crops), 0 = the whole image
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        views = tta_views((pixels - self.mean) / self.std, self.tta)
+        views = tta_views((pixels - self.mean) / self.std, self.tta, self.crop)
         return torch.stack([torch.softmax(self.network(v).float(), dim=-1) for v in views]).mean(0)
 
 
@@ -73,7 +74,8 @@ def build_member(entry: dict[str, Any], tta: str | None = None) -> NormalizedMod
     network = create_model(entry["arch"], num_classes=len(entry["class_names"]), **entry["model_hparams"])
     network.load_state_dict(entry["state_dict"])
     norm = entry["normalization"]
-    return NormalizedModel(network, norm["mean"], norm["std"], tta if tta is not None else entry.get("tta", "none"))
+    return NormalizedModel(network, norm["mean"], norm["std"], tta if tta is not None else entry.get("tta", "none"),
+                           entry.get("crop", 0))
 
 
 def load_predictor(source: str | Path | dict[str, Any], device: str = "cpu", tta: str | None = None) -> Predictor:

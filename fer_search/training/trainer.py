@@ -14,16 +14,17 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from timm.optim import param_groups_weight_decay
+from timm.utils import ModelEmaV3
 from tqdm.auto import tqdm
 
 from fer_search.data.types import NUM_CLASSES, FERData, Split
 from fer_search.errors import UserError
 from fer_search.models import create_model
 from fer_search.training import checkpoint
-from fer_search.training.augment import augment_batch
 from fer_search.training.config import TrainConfig
-from fer_search.training.imbalance import class_weights, oversampled_epoch
+from fer_search.training.imbalance import oversampled_epoch
+from fer_search.training.learner import Criterion, Learner
 from fer_search.training.metrics import classification_metrics, negative_log_likelihood
 from fer_search.training.predictor import NormalizedModel
 
@@ -77,137 +78,143 @@ def train(
     on_epoch: Callable[[dict[str, float], EpochState], None] | None = None,
     resume: dict[str, Any] | None = None,
     progress: bool = True,
+    keep: str = "best",
 ) -> TrainResult:
+    """Train `config` on data.train; every epoch is scored on data.val (and test, reported only).
+
+    keep="best" keeps the epoch with the best validation metric; keep="last" keeps the final epoch
+    (refit: validation is then inside the training data and must not choose anything).
+    """
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     dev = resolve_device(device)
     train_split, val_split = _require_splits(data)
     test_split = data.test if data.test is not None and len(data.test) else None
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # dropout and weight init
+    np.random.seed(config.seed)  # timm's Mixup/CutMix draw from numpy's global generator
     generator = torch.Generator(device=dev).manual_seed(config.seed)
-    cuda = dev.type == "cuda"
 
     # Data on the device, once, as uint8.
     images = torch.as_tensor(train_split.images).to(dev)
     labels = torch.as_tensor(train_split.labels).to(dev)
     mean = float(train_split.images.mean()) / 255.0
     std = float(train_split.images.std()) / 255.0
-    pixel_mean, pixel_std = mean * 255.0, std * 255.0
 
-    network = create_model(config.arch, num_classes=NUM_CLASSES, pretrained=config.pretrained, **config.model).to(dev)
-    # channels_last speeds convolutions on CUDA and on CPU alike (oneDNN): 25-65% for our CNNs on CPU.
-    network = network.to(memory_format=torch.channels_last)
-    evaluator = NormalizedModel(network, mean, std, config.tta)
-    step_fn = torch.compile(network) if config.compile else network
-
+    network = _build_network(config, dev)
+    ema = ModelEmaV3(network, decay=config.ema, use_warmup=True) if config.ema > 0 else None
+    scored = ema.module if ema is not None else network  # the weights that are evaluated, kept and saved
+    evaluator = NormalizedModel(scored, mean, std, config.tta, config.crop)
     epoch_size = len(images) if config.max_train_images <= 0 else min(config.max_train_images, len(images))
     steps_per_epoch = max(1, epoch_size // config.batch_size)  # drop the ragged last batch: BatchNorm dislikes size 1
     optimizer = _make_optimizer(config, network)
     scheduler = _make_scheduler(config, optimizer, steps_per_epoch)
-    loss_weights = (
-        class_weights(train_split.labels, NUM_CLASSES).to(dev) if config.imbalance in ("weighted_loss", "both") else None
-    )
-    augmentation = config.augmentation()
+    learner = Learner(network, torch.compile(network) if config.compile else network, ema, optimizer, scheduler,
+                      config.schedule in ("cosine", "onecycle"), Criterion.for_config(config, train_split.labels, dev),
+                      config.augmentation(), mean * 255.0, std * 255.0, generator, _bf16(config.precision, dev))
 
-    start_epoch, history, best, bad_epochs = 1, [], None, 0
+    progress_state = Progress()
     if resume is not None:
-        network.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(resume["scheduler"])
-        generator.set_state(resume["generator"].to(generator.get_state().device))
-        torch.set_rng_state(resume["torch_rng"])
-        if cuda and resume.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(resume["cuda_rng"])
-        start_epoch, history, bad_epochs = resume["epoch"] + 1, list(resume["history"]), resume["bad_epochs"]
-        best = _snapshot_from_state(resume["best"])
-
+        progress_state = _restore(resume, learner)
     out_path = Path(out_dir) if out_dir is not None else None
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=(config.epochs - start_epoch + 1) * steps_per_epoch, disable=not progress, unit="step",
+    bar = tqdm(total=(config.epochs - progress_state.epoch) * steps_per_epoch, disable=not progress, unit="step",
                desc=config.arch, dynamic_ncols=True)
-    finished_by = "max_epochs"
-
-    for epoch in range(start_epoch, config.epochs + 1):
-        network.train()
+    stop = False
+    for epoch in range(progress_state.epoch + 1, config.epochs + 1):
         started = time.perf_counter()
-        if config.imbalance in ("oversample", "both"):
-            order = oversampled_epoch(labels, NUM_CLASSES, epoch_size, generator)
-        else:
-            order = torch.randperm(len(images), device=dev, generator=generator)[:epoch_size]
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev)
-        seen = 0
-        for step in range(steps_per_epoch):
-            index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            x = augment_batch(images[index].unsqueeze(1).float(), augmentation, generator)
-            x = (x - pixel_mean) / pixel_std
-            y = labels[index]
-            x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-                loss, logits = _loss(step_fn, x, y, config, loss_weights, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None and config.schedule in ("cosine", "onecycle"):
-                scheduler.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
-            bar.update(1)
+        order = _epoch_order(config, labels, epoch_size, generator)
+        train_loss, train_acc, seen = learner.epoch(images, labels, order, config.batch_size, steps_per_epoch, bar)
         train_seconds = time.perf_counter() - started
 
         val_probs = _predict(evaluator, val_split.images, dev)
         metrics: dict[str, float] = {
-            "epoch": epoch,
-            "train_loss": float(loss_sum) / seen,
-            "train_acc": float(correct) / seen,
+            "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
             "val_loss": negative_log_likelihood(val_probs, val_split.labels),
             **classification_metrics(val_probs, val_split.labels, prefix="val_"),
             "lr": optimizer.param_groups[0]["lr"],
         }
-        if scheduler is not None and config.schedule == "plateau":
+        if config.schedule == "plateau":
             scheduler.step(metrics[config.metric])
 
-        is_best = best is None or metrics[config.metric] > best.metrics[config.metric]
-        if is_best:
-            test_probs = _predict(evaluator, test_split.images, dev) if test_split is not None else None
-            if test_probs is not None and test_split.labeled:
+        best = progress_state.best
+        is_best = keep == "last" or best is None or metrics[config.metric] > best.metrics[config.metric]
+        test_probs = None
+        if is_best and test_split is not None:
+            test_probs = _predict(evaluator, test_split.images, dev)
+            if test_split.labeled:
                 metrics["test_loss"] = negative_log_likelihood(test_probs, test_split.labels)
                 metrics.update(classification_metrics(test_probs, test_split.labels, prefix="test_"))
-            bad_epochs = 0
-        else:
-            bad_epochs += 1
         metrics["epoch_seconds"] = time.perf_counter() - started
         metrics["images_per_s"] = seen / train_seconds
         if is_best:
-            entry = checkpoint.model_entry(
-                config.arch, config.model, network.state_dict(), (mean, std),
-                config=config.to_flat(), epoch=epoch, metrics=metrics, tta=config.tta,
-            )
-            best = BestSnapshot(epoch, dict(metrics), entry, val_probs, test_probs)
-        history.append(metrics)
-        bar.set_postfix(epoch=epoch, val_acc=f"{metrics['val_acc']:.3f}", best=f"{best.metrics['val_acc']:.3f}")
+            entry = checkpoint.model_entry(config.arch, config.model, scored.state_dict(), (mean, std),
+                                           config=config.to_flat(), epoch=epoch, metrics=metrics, tta=config.tta,
+                                           crop=config.crop)
+            progress_state.best = BestSnapshot(epoch, dict(metrics), entry, val_probs, test_probs)
+        progress_state.record(epoch, metrics, is_best)
+        stop = config.early_stopping and progress_state.bad_epochs >= config.patience
+        finished_by = "early_stopping" if stop else "max_epochs" if epoch == config.epochs else None
+
+        bar.set_postfix(epoch=epoch, val_acc=f"{metrics['val_acc']:.3f}",
+                        best=f"{progress_state.best.metrics['val_acc']:.3f}")
         if progress:
             bar.write(_epoch_line(metrics, is_best))
         if out_path is not None:
-            _write_history(out_path / "metrics.csv", history)
+            _write_history(out_path / "metrics.csv", progress_state.history)
             if is_best:
-                checkpoint.save(best.entry, out_path / "model.pt")
-
-        stop = config.patience > 0 and bad_epochs >= config.patience
-        if stop:
-            finished_by = "early_stopping"
+                checkpoint.save(progress_state.best.entry, out_path / "model.pt")
         if on_epoch is not None:
-            state = EpochState(
-                epoch, metrics, is_best, best,
-                resume_state=lambda: _resume_state(network, optimizer, scheduler, generator, epoch, history, best, bad_epochs),
-                finished_by=finished_by if stop or epoch == config.epochs else None,
-            )
-            on_epoch(metrics, state)
+            on_epoch(metrics, EpochState(epoch, metrics, is_best, progress_state.best,
+                                         resume_state=lambda: _resume_state(learner, progress_state),
+                                         finished_by=finished_by))
         if stop:
             break
     bar.close()
-    return TrainResult(best=best, history=history, finished_by=finished_by)
+    return TrainResult(best=progress_state.best, history=progress_state.history,
+                       finished_by="early_stopping" if stop else "max_epochs")
+
+
+@dataclass
+class Progress:
+    """Where a run stands after its last finished epoch (all of it goes into the resume state)."""
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: BestSnapshot | None = None
+    bad_epochs: int = 0  # epochs since the best one, for early stopping
+
+    def record(self, epoch: int, metrics: dict[str, float], is_best: bool) -> None:
+        self.epoch = epoch
+        self.history.append(metrics)
+        self.bad_epochs = 0 if is_best else self.bad_epochs + 1
+
+
+def _build_network(config: TrainConfig, dev: torch.device) -> torch.nn.Module:
+    network = create_model(config.arch, num_classes=NUM_CLASSES, pretrained=config.pretrained, **config.model)
+    if config.crop:
+        try:
+            with torch.no_grad():
+                network.eval()(torch.zeros(2, 1, config.crop, config.crop))
+        except RuntimeError:
+            raise UserError(f"option 'crop' ({config.crop}) needs a model that takes other sizes than 48x48; "
+                            f"{config.arch} with these settings does not (use pad_crop instead)") from None
+    # channels_last speeds convolutions on CUDA and on CPU alike (oneDNN): 25-65% for our CNNs on CPU.
+    return network.to(dev).to(memory_format=torch.channels_last)
+
+
+def _bf16(precision: str, dev: torch.device) -> bool:
+    """Whether training steps run under bf16 autocast: on CUDA, and on CPUs with native bf16 (AVX512-BF16,
+    AMX), where it trains our CNNs about twice as fast (benchmarks/cpu_train.sh); evaluation stays fp32."""
+    if precision != "auto":
+        return precision == "bf16"
+    return dev.type == "cuda" or (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def _epoch_order(config: TrainConfig, labels: torch.Tensor, epoch_size: int, generator: torch.Generator) -> torch.Tensor:
+    if config.imbalance in ("oversample", "both"):
+        return oversampled_epoch(labels, NUM_CLASSES, epoch_size, generator)
+    return torch.randperm(len(labels), device=labels.device, generator=generator)[:epoch_size]
 
 
 def _require_splits(data: FERData) -> tuple[Split, Split]:
@@ -220,37 +227,25 @@ def _require_splits(data: FERData) -> tuple[Split, Split]:
     return data.train, data.val
 
 
-def _loss(step_fn, x, y, config: TrainConfig, weights, generator):
-    if config.mixup > 0:
-        lam = float(torch.distributions.Beta(config.mixup, config.mixup).sample())  # global RNG: seeded in train()
-        perm = torch.randperm(len(y), device=x.device, generator=generator)
-        logits = step_fn(lam * x + (1 - lam) * x[perm]).float()
-        loss = lam * F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing) + (
-            1 - lam
-        ) * F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=config.label_smoothing)
-        return loss, logits
-    logits = step_fn(x).float()
-    return F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing), logits
-
-
 @torch.no_grad()
 def _predict(evaluator: NormalizedModel, images: np.ndarray, dev: torch.device, batch_size: int = 1024) -> np.ndarray:
     evaluator.eval()
     chunks = []
     for start in range(0, len(images), batch_size):
         x = torch.as_tensor(images[start : start + batch_size]).to(dev).unsqueeze(1).float()
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            chunks.append(evaluator(x).float().cpu())
+        # fp32, as evaluate, ensemble.pt and export compute: stored probabilities reproduce on any device.
+        chunks.append(evaluator(x).float().cpu())
     return torch.cat(chunks).numpy()
 
 
 def _make_optimizer(config: TrainConfig, network: torch.nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in network.parameters() if p.requires_grad]
+    # timm's groups: no weight decay on norm layers and biases (decaying them only fights BatchNorm's scale).
+    groups = param_groups_weight_decay(network, config.weight_decay)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0,
-                               weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                               nesterov=config.nesterov and config.momentum > 0)
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return optimizer_class(params, lr=config.lr, weight_decay=config.weight_decay)
+    return optimizer_class(groups, lr=config.lr)
 
 
 def _make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
@@ -273,17 +268,23 @@ def _make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
     return None
 
 
-def _resume_state(network, optimizer, scheduler, generator, epoch, history, best: BestSnapshot, bad_epochs) -> dict[str, Any]:
+def _resume_state(learner: Learner, run: Progress) -> dict[str, Any]:
+    best = run.best
+    numpy_rng = np.random.get_state()
     return {
-        "model": {k: v.detach().cpu().clone() for k, v in network.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "generator": generator.get_state().cpu(),
-        "torch_rng": torch.get_rng_state(),  # dropout and mixup draw from the global generator
-        "cuda_rng": torch.cuda.get_rng_state() if generator.device.type == "cuda" else None,
-        "epoch": epoch,
-        "history": list(history),
-        "bad_epochs": bad_epochs,
+        "model": {k: v.detach().cpu().clone() for k, v in learner.network.state_dict().items()},
+        "ema": None if learner.ema is None else {k: v.detach().cpu().clone() for k, v in learner.ema.state_dict().items()},
+        "optimizer": learner.optimizer.state_dict(),
+        "scheduler": learner.scheduler.state_dict() if learner.scheduler is not None else None,
+        "steps_done": learner.steps_done,
+        "generator": learner.generator.get_state().cpu(),
+        "torch_rng": torch.get_rng_state(),  # dropout draws from the global generator
+        "cuda_rng": torch.cuda.get_rng_state() if learner.generator.device.type == "cuda" else None,
+        "numpy_rng": {"keys": torch.from_numpy(numpy_rng[1].astype(np.int64)), "pos": int(numpy_rng[2]),
+                      "has_gauss": int(numpy_rng[3]), "gauss": float(numpy_rng[4])},  # timm's Mixup
+        "epoch": run.epoch,
+        "history": list(run.history),
+        "bad_epochs": run.bad_epochs,
         "best": {
             "epoch": best.epoch,
             "metrics": best.metrics,
@@ -294,10 +295,26 @@ def _resume_state(network, optimizer, scheduler, generator, epoch, history, best
     }
 
 
-def _snapshot_from_state(state: dict[str, Any]) -> BestSnapshot:
-    test = state["test_probs"]
-    return BestSnapshot(state["epoch"], state["metrics"], state["entry"], state["val_probs"].numpy(),
-                        None if test is None else test.numpy())
+def _restore(state: dict[str, Any], learner: Learner) -> Progress:
+    learner.network.load_state_dict(state["model"])
+    if learner.ema is not None:
+        learner.ema.load_state_dict(state["ema"])
+    learner.optimizer.load_state_dict(state["optimizer"])
+    if learner.scheduler is not None:
+        learner.scheduler.load_state_dict(state["scheduler"])
+    learner.steps_done = state["steps_done"]
+    generator = learner.generator
+    generator.set_state(state["generator"].to(generator.get_state().device))
+    torch.set_rng_state(state["torch_rng"])
+    if generator.device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"])
+    rng = state["numpy_rng"]
+    np.random.set_state(("MT19937", rng["keys"].numpy().astype(np.uint32), rng["pos"], rng["has_gauss"], rng["gauss"]))
+    best = state["best"]
+    test = best["test_probs"]
+    snapshot = BestSnapshot(best["epoch"], best["metrics"], best["entry"], best["val_probs"].numpy(),
+                            None if test is None else test.numpy())
+    return Progress(state["epoch"], list(state["history"]), snapshot, state["bad_epochs"])
 
 
 def _epoch_line(metrics: dict[str, float], is_best: bool) -> str:
