@@ -42,6 +42,10 @@ class TrainConfig:
     nesterov: bool = False  # sgd only
     schedule: str = "plateau"
     warmup_epochs: float = 0.0  # cosine only
+    warmup_fraction: float = 0.0  # cosine only: warm-up as a share of all steps (the series' ViT: 0.1); not with warmup_epochs
+    # cosine only: epochs from the lr's top to its bottom, torch's T_max (attention v3: 10 of 50). As with
+    # torch's CosineAnnealingLR, the lr rises again after it, a cosine wave; 0 = one half-wave over the run.
+    cosine_t_max: int = 0
     plateau_patience: int = 3
     plateau_factor: float = 0.5
     patience: int = 0  # early stopping on the selection metric; 0 = off
@@ -64,6 +68,7 @@ class TrainConfig:
     seed: int = 0
     compile: bool = False  # torch.compile (CUDA; slow to start)
     max_train_images: int = 0  # cap per epoch, for smoke runs; 0 = all
+    overfit_images: int = 0  # train AND validate on this many seeded training images (the overfit check); 0 = off
 
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -76,6 +81,12 @@ class TrainConfig:
                 raise UserError(f"option '{name}' must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise UserError(f"option 'lr' must be positive, got {self.lr}")
+        if not 0 <= self.warmup_fraction < 1 or (self.warmup_fraction and self.warmup_epochs):
+            raise UserError(f"option 'warmup_fraction' must be in [0, 1) and not set with warmup_epochs, "
+                            f"got {self.warmup_fraction} (warmup_epochs {self.warmup_epochs})")
+        for name in ("cosine_t_max", "overfit_images"):
+            if getattr(self, name) < 0:
+                raise UserError(f"option '{name}' must be 0 or more, got {getattr(self, name)}")
         if self.imbalance == "both":
             warnings.warn(
                 "imbalance=both combines class-weighted loss with oversampling; the documented v3 run "
