@@ -33,6 +33,10 @@ class SearchSettings:
     time_budget_s: float | None = None
     wandb_project: str | None = None
     max_train_images: int = 0  # cap per epoch (smoke runs); 0 = all
+    # A documented point that names its own epochs keeps them over max_epochs and runs to its own end
+    # (ASHA does not stop it); False (--smoke) cuts every trial to the run's tiny budget.
+    point_budgets: bool = True
+    experiment_type: str = "search"  # W&B tag: "search" or "reproduce"
 
     @property
     def objective(self) -> str:
@@ -40,7 +44,7 @@ class SearchSettings:
         return f"best_{self.metric}"
 
     def overrides(self) -> dict:
-        """Trainer options every trial gets, whatever its space says."""
+        """Trainer options every trial gets, whatever its space says (epochs: but see point_budgets)."""
         values = {"epochs": self.max_epochs, "metric": self.metric, "seed": self.seed}
         if self.max_train_images:
             values["max_train_images"] = self.max_train_images
