@@ -2,9 +2,9 @@
 
 `STORAGE/NAME/` is one experiment. Each trial directory holds Ray's `params.json` (the trial's flat
 configuration), `result.json` (one JSON line per epoch; the trainer's last epoch has `finished_by`, a
-trial Tune stopped ends with a `done: true` line), `progress.csv`, `error.txt` if it failed, TensorBoard event files, and the newest Ray
-checkpoint `checkpoint_*/` with `state.pt` (resume state) and `best/` (`model.pt`, `probs.npz`,
-`summary.json`) for the best epoch by the validation metric.
+trial Tune stopped ends with a `done: true` line), `progress.csv`, `error.txt` if it failed,
+TensorBoard event files, and the newest Ray checkpoint `checkpoint_*/` with `state.pt` (resume
+state) and `best/` (`model.pt`, `probs.npz`, `summary.json`) for the best epoch by the validation metric.
 """
 from __future__ import annotations
 
