@@ -20,7 +20,8 @@ def tiny_search_data():
 @pytest.fixture(scope="session")
 def tiny_search(tmp_path_factory, tiny_search_data):
     """(storage path, experiment name) of a finished search on tiny_search_data: 6 trials of two families
-    (tests/spaces/tiny_*.yaml), up to 3 epochs, ASHA grace 1; about a minute on 2 CPUs.
+    (tests/spaces/tiny_*.yaml), up to 3 epochs (the deeper_cnn point: its own 4), ASHA grace 1; about a
+    minute on 2 CPUs.
 
     Trials 0-2 are the documented-style points (simple_cnn good, deeper_cnn good, simple_cnn collapse),
     the rest TPE. Every trial has best/model.pt, best/probs.npz and best/summary.json; "collapse"

@@ -32,7 +32,11 @@ def test_documented_points_run_first(trials):
         ("simple_cnn", "good"), ("deeper_cnn", "good"), ("simple_cnn", "collapse")]
     assert all(t.point == "tpe" for t in trials[3:])
     assert trials[2].config["imbalance"] == "both" and trials[2].config["lr"] == 0.003
-    assert all(t.config["epochs"] == 3 for t in trials)  # the run's --max-epochs overrides every space
+    # The run's --max-epochs (3) sets every trial's epochs, except a point's own (deeper_cnn good: 4),
+    # which neither it nor ASHA (max_t 3) cuts short.
+    documented = trials[1]
+    assert (documented.config["epochs"], documented.epochs, documented.finished_by) == (4, 4, "max_epochs")
+    assert all(t.config["epochs"] == 3 and t.epochs <= 3 for t in trials if t is not documented)
 
 
 def test_asha_stops_are_pruned_in_optuna(tiny_search, trials):
