@@ -14,7 +14,7 @@ from PIL import Image
 from fer_search.cli import main
 from fer_search.data.types import CLASS_NAMES
 from fer_search.inference.canvas import compose, match
-from fer_search.inference.faces import Box, crop_face
+from fer_search.inference.faces import Box
 from fer_search.inference.predict import NO_FACE
 from fer_search.training import checkpoint
 
@@ -152,8 +152,8 @@ COMPOSED_FACES = ["angry/PublicTest_10116449.jpg", "fear/PublicTest_10150476.jpg
 
 @pytest.mark.real_data
 def test_faces_pasted_on_a_canvas_are_found_and_read_as_alone(tiny_model_file, tmp_path, capsys):
-    """Every pasted face is found where it was pasted; its crop is the FER2013 face again (framed and
-    converted as in training), and `predict` gives each face the emotion it gives that crop alone.
+    """Every pasted face is found where it was pasted (box IoU >= 0.5), and `predict` gives each face the
+    emotion it gives that face's crop alone, converted as a training image (`--faces off`).
 
     (Against the 48x48 originals the emotions agree for about 94% of faces, not all: a detector box a few
     pixels off moves a face that sits near a decision boundary across it; benchmarks/faces.py measures it.)
@@ -170,9 +170,8 @@ def test_faces_pasted_on_a_canvas_are_found_and_read_as_alone(tiny_model_file, t
     matched = match(boxes, pasted)
     assert None not in matched, (matched, found)
     crops = []
-    for index, (m, original) in enumerate(zip(matched, originals)):
+    for index, m in enumerate(matched):
         box = boxes[m]
-        assert np.corrcoef(crop_face(picture, box).ravel(), original.ravel())[0, 1] > 0.8, COMPOSED_FACES[index]
         crops.append(tmp_path / f"crop{index}.png")
         Image.fromarray(picture[box.y:box.y + box.h, box.x:box.x + box.w]).save(crops[-1])
     alone = predict_rows(capsys, tiny_model_file, *crops, "--faces", "off")
