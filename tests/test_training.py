@@ -272,7 +272,7 @@ def test_cli_train_evaluate_predict_round_trip(tmp_path, capsys):
     Image.fromarray(np.full((48, 48), 128, np.uint8)).save(pictures / "gray.jpg")
     (pictures / "broken.jpg").write_bytes(b"not an image")
     csv_path = tmp_path / "predictions.csv"
-    assert main(["predict", str(out / "model.pt"), str(pictures), "--csv", str(csv_path)]) == 0
+    assert main(["predict", str(out / "model.pt"), str(pictures), "--faces", "off", "--csv", str(csv_path)]) == 0
     import pandas as pd
 
     table = pd.read_csv(csv_path)
