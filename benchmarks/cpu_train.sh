@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One real-data training run that fits a 2-core CPU in under 10 minutes:
 #   benchmarks/cpu_train.sh OUT_DIR [DATA]        (DATA defaults to ../shared/fer2013)
-# The fastest network that still learns FER2013 well (deeper_cnn with one 3x3 conv per block at
-# 32-64-128-256 channels, ~0.4M parameters; bf16 autocast where the CPU has it) on the short-run recipe
-# that measured best here: 44-pixel random crops and flips, weight EMA, AdamW on a one-cycle schedule
+# A fast network (deeper_cnn with one 3x3 conv per block at
+# 32-64-128-256 channels, ~0.4M parameters; bf16 autocast where the CPU has it) on a recipe
+# for short runs: 44-pixel random crops and flips, weight EMA, AdamW on a one-cycle schedule
 # over 20 epochs, light regularisation. Training images identical to test images are left out (the
 # default). Leaves OUT_DIR/model.pt and OUT_DIR/metrics.csv, then scores test/ once with ten crops.
 set -euo pipefail
