@@ -1,4 +1,5 @@
-"""`run --resume` after the driver is killed mid-search (SIGKILL: no chance to clean up)."""
+"""`run --resume`: after the driver is killed mid-search (SIGKILL: no chance to clean up), and what it
+refuses or rebuilds (the experiment record, ASHA's rungs, errored trials told to TPE)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from fer_search.cli import main
 from fer_search.search import layout
-from fer_search.search.settings import local_cpu_count
 
 SPACES = Path(__file__).parent / "spaces"
 ENDED = (layout.COMPLETED, layout.STOPPED)
@@ -31,34 +34,150 @@ def _saved_as_ended(experiment: Path) -> set[str]:
     return names
 
 
-def test_resume_after_the_driver_is_killed(tmp_path):
-    storage, name = tmp_path / "runs", "resume"
-    command = [sys.executable, "-m", "fer_search", "run", "--space", str(SPACES / "tiny_simple_cnn.yaml"),
-               "--space", str(SPACES / "tiny_deeper_cnn.yaml"), "--data", "synthetic", "--storage", str(storage),
-               "--name", name, "--num-samples", "6", "--max-epochs", "3", "--grace-period", "1",
-               "--reduction-factor", "2", "--max-train-images", "512", "--cpus", str(min(2, local_cpu_count()))]
-    with open(tmp_path / "first.log", "w") as log:
-        # Its own session: killing the group takes Ray's processes down with the driver.
-        driver = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 300
-            while len(_saved_as_ended(storage / name)) < 2 and driver.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.5)
-        finally:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-    assert driver.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()
-    ended = _saved_as_ended(storage / name)
-    before = {t.name: (t.status, t.epochs, t.summary()["metrics"]) for t in layout.list_trials(storage, name)
-              if t.name in ended}
-    assert 2 <= len(before) < 6 and all(status in ENDED for status, _, _ in before.values())
+def _trial_dirs(experiment: Path) -> list[Path]:
+    return sorted(p.parent for p in experiment.glob("*/params.json"))
 
-    rerun = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=400)
+
+# The five moments a driver is killed at, each a test of the experiment folder, the driver's log and what
+# was there before this driver started (`before`: "ended" trial names, "checkpoints" folders).
+def _starting_up(experiment: Path, log: Path, before: dict) -> bool:
+    """Start-up and data loading: the driver has printed nothing yet."""
+    return not log.read_text().strip()
+
+
+def _first_epoch_of_first_trial(experiment: Path, log: Path, before: dict) -> bool:
+    trials = _trial_dirs(experiment)
+    return bool(trials) and not layout.recorded_results(trials[0])
+
+
+def _between_two_trials(experiment: Path, log: Path, before: dict) -> bool:
+    """One trial more has ended than before, and no running trial has reported yet."""
+    trials = layout.list_trials(experiment.parent, experiment.name) if _trial_dirs(experiment) else []
+    ended = [t for t in trials if t.status in ENDED]
+    return len(ended) > len(before["ended"]) and all(
+        t.status in ENDED or not t.epochs for t in trials)
+
+
+def _writing_a_checkpoint(experiment: Path, log: Path, before: dict) -> bool:
+    """A checkpoint folder has appeared that was not there before: Ray is copying it into place."""
+    return bool(set(experiment.glob("*/checkpoint_*")) - before["checkpoints"])
+
+
+def _gathering_results(experiment: Path, log: Path, before: dict) -> bool:
+    """Every trial has ended; the driver is saving its state and printing the outcome."""
+    return len(_saved_as_ended(experiment)) == 3
+
+
+@pytest.mark.slow
+def test_resume_after_the_driver_is_killed_at_five_points(tmp_path):
+    """SIGKILL at each of five moments, then `run --resume`: what had ended stays as it was, the search
+    ends with every requested trial, and `ensemble` works on it."""
+    storage, name = tmp_path / "runs", "resume"
+    experiment = storage / name
+    command = [sys.executable, "-m", "fer_search", "run", "--space", str(SPACES / "tiny_simple_cnn.yaml"),
+               "--data", "synthetic", "--storage", str(storage), "--name", name, "--num-samples", "3",
+               "--max-epochs", "2", "--grace-period", "2", "--max-train-images", "256", "--cpus", "1", "--resume"]
+    ended: dict[str, tuple] = {}  # trial name -> (status, epochs, metrics) when first seen ended
+    for attempt, moment in enumerate((_starting_up, _first_epoch_of_first_trial, _between_two_trials,
+                                      _writing_a_checkpoint, _gathering_results)):
+        before = {"ended": set(ended), "checkpoints": set(experiment.glob("*/checkpoint_*"))}
+        log = tmp_path / f"run{attempt}.log"
+        with open(log, "w") as out:
+            # Its own session: killing the group takes Ray's processes down with the driver.
+            driver = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                deadline = time.monotonic() + 600
+                while driver.poll() is None and time.monotonic() < deadline and not moment(experiment, log, before):
+                    time.sleep(0.05)
+            finally:
+                os.killpg(driver.pid, signal.SIGKILL)
+                driver.wait()
+        assert driver.returncode == -signal.SIGKILL, f"{moment.__name__}: the driver ended first\n{log.read_text()}"
+        for trial in (layout.list_trials(storage, name) if _trial_dirs(experiment) else []):
+            if trial.name in _saved_as_ended(experiment) and trial.name not in ended:
+                ended[trial.name] = (trial.status, trial.epochs, trial.summary()["metrics"])
+
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert "tensorboard --logdir" in rerun.stdout
     after = layout.list_trials(storage, name)
-    assert [t.number for t in after] == list(range(6))  # the total reaches --num-samples, no trial twice
+    assert [t.number for t in after] == [0, 1, 2]  # every requested trial, none twice
     assert all(t.status in ENDED and t.model_path and t.probs_path for t in after)
     for trial in after:
-        if trial.name in before:  # ended before the kill: kept as it was, not run again
-            assert (trial.status, trial.epochs, trial.summary()["metrics"]) == before[trial.name]
+        if trial.name in ended:  # ended before a kill: kept as it was, not run again
+            assert (trial.status, trial.epochs, trial.summary()["metrics"]) == ended[trial.name], trial.name
+    assert main(["ensemble", "--top", "2", "--storage", str(storage), "--out", str(tmp_path / "ensemble")]) == 0
+
+
+def _recorded_experiment(storage: Path, name: str, **changes) -> Path:
+    """An experiment folder as a search leaves it for --resume: Ray's tuner.pkl and our record (of
+    `run simple_cnn --data synthetic`), without running one."""
+    from fer_search.data import load_data
+    from fer_search.search.record import ExperimentRecord, fingerprint, val_ids_hash
+
+    data = load_data("synthetic", progress=False)
+    experiment = storage / name
+    experiment.mkdir(parents=True)
+    (experiment / "tuner.pkl").write_bytes(b"")
+    values = dict(families=["simple_cnn"], space_files=[], data="synthetic", data_fingerprint=fingerprint(data),
+                  val_seed=0, val_fraction=0.1, val_ids_hash=val_ids_hash(data), keep_test_copies=False,
+                  metric="val_acc", max_epochs=3, num_samples=4, command=["run", "simple_cnn"])
+    ExperimentRecord(**{**values, **changes}).save(experiment)
+    return experiment
+
+
+@pytest.mark.parametrize("changes, argv, message", [
+    ({}, ["resnet"], "--resume: this experiment searched simple_cnn; leave FAMILY and --space out"),
+    ({}, ["--seed", "3"], "--resume: --seed 3 would carve another validation split than the experiment's (seed 0)"),
+    ({}, ["--num-samples", "2"], "--resume: --num-samples 2 is fewer than the experiment's 4"),
+    ({"data_fingerprint": "0" * 64}, [], "--resume: the data at synthetic differs from the data this experiment"),
+    ({"val_ids_hash": "0" * 64}, [], "--resume: the validation split differs from the experiment's (seed 0"),
+])
+def test_resume_refuses_another_search_or_other_data(tmp_path, capsys, changes, argv, message):
+    _recorded_experiment(tmp_path, "exp", **changes)
+    assert main(["run", *argv, "--storage", str(tmp_path), "--name", "exp", "--resume"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_rung_history_survives_a_resume(tmp_path):
+    """Tune adds the restored trials back to a fresh scheduler: their recorded results must fill the rungs,
+    so a new trial that scores below them at the first rung is stopped."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from fer_search.search.ray_tune import RungHistoryASHA
+
+    def trial(name: str, values: list[float]) -> SimpleNamespace:
+        directory = tmp_path / name
+        directory.mkdir()
+        lines = [json.dumps({"training_iteration": i + 1, "best_val_acc": v}) for i, v in enumerate(values)]
+        (directory / "result.json").write_text("\n".join(lines) + "\n")
+        return SimpleNamespace(trial_id=name, path=str(directory))
+
+    scheduler = RungHistoryASHA(time_attr="training_iteration", metric="best_val_acc", mode="max", max_t=9,
+                                grace_period=1, reduction_factor=3)
+    for name, values in (("a", [0.5, 0.6, 0.7]), ("b", [0.4, 0.5, 0.6]), ("c", [0.45, 0.5, 0.5])):
+        scheduler.on_trial_add(None, trial(name, values))
+    rungs = {milestone: recorded for milestone, recorded in scheduler._brackets[0]._rungs}
+    assert rungs[1] == {"a": 0.5, "b": 0.4, "c": 0.45} and rungs[3] == {"a": 0.7, "b": 0.6, "c": 0.5}
+    new = trial("new", [])
+    scheduler.on_trial_add(None, new)
+    assert scheduler.on_trial_result(None, new, {"training_iteration": 1, "best_val_acc": 0.3}) == TrialScheduler.STOP
+
+
+def test_an_errored_trial_that_a_resume_finishes_reaches_tpe():
+    from fer_search.search.layout import FINISHED_KEY
+    from fer_search.search.ray_tune import TruthfulOptunaSearch
+    from fer_search.search.sampler import SpaceSampler
+    from search_spaces import load_space
+
+    sampler = SpaceSampler([load_space(str(SPACES / "tiny_simple_cnn.yaml"))], {"epochs": 3})
+    searcher = TruthfulOptunaSearch(sampler, metric="best_val_acc", seed=0)
+    config = searcher.suggest("t1")
+    searcher.on_trial_complete("t1", error=True)  # the first session: it errored
+    searcher.on_trial_result("t1", {"best_val_acc": 0.4, "training_iteration": 2})  # resumed, runs on
+    searcher.on_trial_complete("t1", {"best_val_acc": 0.55, "training_iteration": 3, FINISHED_KEY: "max_epochs"})
+    failed = searcher._ot_study.trials[0]
+    [learned] = [t for t in searcher._ot_study.trials if t.state.name == "COMPLETE"]
+    assert failed.state.name == "FAIL" and learned.value == 0.55
+    assert learned.params == failed.params and learned.user_attrs["point"] == config["point"]
