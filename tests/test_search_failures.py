@@ -87,3 +87,25 @@ def test_failed_trials_and_a_spent_budget_end_every_trial_consistently(tmp_path,
     # The stopped trial's best epoch is usable.
     assert main(["ensemble", "--top", "1", "--storage", str(storage), "--out", str(tmp_path / "ens")]) == 0
     assert good in json.dumps(capsys.readouterr().out)
+
+
+def test_ray_warnings_go_to_the_experiments_log_and_the_actionable_ones_to_the_console(tmp_path):
+    import logging
+
+    from fer_search.search.ray_tune import RAY_LOG_FILE, _route_logs
+
+    log_file = _route_logs(str(tmp_path / "exp"))
+    try:
+        tune_logger = logging.getLogger("ray.tune")
+        messages = ["Trial task failed for trial 003_resnet_tpe", "Failed to sync the experiment to storage s3://b",
+                    "Ignore this trial's resources: it cannot be scheduled on any node (infeasible)"]
+        for message in messages:
+            tune_logger.warning(message)
+        log_file.flush()
+        assert all(m in (tmp_path / "exp" / RAY_LOG_FILE).read_text() for m in messages)
+        console = next(h for h in logging.getLogger("ray").handlers if h is not log_file)
+        shown = [m for m in messages if console.filter(logging.LogRecord("ray.tune", logging.WARNING, "", 0, m, None, None))]
+        assert shown == messages[1:]  # a failed trial is the reporter's to show, with its real error
+    finally:
+        logging.getLogger("ray").removeHandler(log_file)
+        log_file.close()

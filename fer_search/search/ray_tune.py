@@ -10,6 +10,7 @@ import functools
 import logging
 import math
 import os
+import re
 import socket
 import time
 import warnings
@@ -53,7 +54,7 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
         resources = plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
     _session.deadline = time.time() + settings.time_budget_s if settings.time_budget_s else None
     _session.num_samples = num_samples if resume else None
-    _quiet()
+    log_file = _route_logs(path)
     if settings.address is None:
         _start_local_ray(resources.cpus, resources.gpus)
     else:
@@ -76,6 +77,9 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
         tuner.fit()
     finally:
         ray.shutdown()
+        if log_file is not None:
+            logging.getLogger("ray").removeHandler(log_file)
+            log_file.close()
     return path
 
 
@@ -360,12 +364,36 @@ class ConsoleReporter(tune.Callback):
         print(f"       full log: {trial.path}/{ERROR_FILE}", flush=True)
 
 
-def _quiet() -> None:
-    """Ray's and Optuna's harmless chatter off; our reporter speaks instead."""
+RAY_LOG_FILE = "ray.log"
+# What the console still shows of Ray's warnings and errors: the ones a user must act on.
+ACTIONABLE = re.compile(r"insufficient|infeasible|cannot be scheduled|pending|restor|sync|upload|storage|"
+                        r"checkpoint", re.IGNORECASE)
+NOT_ACTIONABLE = re.compile(r"Trial task failed|Received additional", re.IGNORECASE)  # the reporter says these
+
+
+def _route_logs(experiment: str) -> logging.FileHandler | None:
+    """Ray's warnings and errors go to EXPERIMENT/ray.log (a local experiment), and to the console only
+    those a user must act on (no resources for a trial, a failed restore or storage sync); our reporter
+    speaks for the rest (a failed trial: its real error and log path)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for name in ("ray", "ray.train", "ray.air"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    # Tune logs a failed trial's whole traceback; the reporter prints its last line and where the rest is.
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+    ray_logger = logging.getLogger("ray")
+    for name in ("ray", "ray.train", "ray.air", "ray.tune"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in ray_logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.addFilter(_actionable)
+    log_file = None
+    if "://" not in experiment:
+        Path(experiment).mkdir(parents=True, exist_ok=True)
+        log_file = logging.FileHandler(Path(experiment, RAY_LOG_FILE))
+        log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        ray_logger.addHandler(log_file)
     warnings.filterwarnings("ignore", module="ray")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="All-NaN slice encountered")  # ASHA's cut-off over diverged trials
+    return log_file
+
+
+def _actionable(record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return bool(ACTIONABLE.search(message)) and not NOT_ACTIONABLE.search(message)
