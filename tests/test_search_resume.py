@@ -34,25 +34,26 @@ def _saved_as_ended(experiment: Path) -> set[str]:
     return names
 
 
-def _trial_dirs(experiment: Path) -> list[Path]:
-    return sorted(p.parent for p in experiment.glob("*/params.json"))
+def _trials(experiment: Path) -> list[layout.Trial]:
+    return layout.list_trials(experiment.parent, experiment.name) if experiment.is_dir() else []
 
 
 # The five moments a driver is killed at, each a test of the experiment folder, the driver's log and what
 # was there before this driver started (`before`: "ended" trial names, "checkpoints" folders).
-def _starting_up(experiment: Path, log: Path, before: dict) -> bool:
-    """Start-up and data loading: the driver has printed nothing yet."""
-    return not log.read_text().strip()
+def _loading_data(experiment: Path, log: Path, before: dict) -> bool:
+    """`--resume` found nothing started and said so; the data is loading (it prints "data:" when done)."""
+    text = log.read_text()
+    return "starting it" in text and "data:" not in text
 
 
 def _first_epoch_of_first_trial(experiment: Path, log: Path, before: dict) -> bool:
-    trials = _trial_dirs(experiment)
-    return bool(trials) and not layout.recorded_results(trials[0])
+    trials = _trials(experiment)
+    return bool(trials) and not trials[0].epochs
 
 
 def _between_two_trials(experiment: Path, log: Path, before: dict) -> bool:
     """One trial more has ended than before, and no running trial has reported yet."""
-    trials = layout.list_trials(experiment.parent, experiment.name) if _trial_dirs(experiment) else []
+    trials = _trials(experiment)
     ended = [t for t in trials if t.status in ENDED]
     return len(ended) > len(before["ended"]) and all(
         t.status in ENDED or not t.epochs for t in trials)
@@ -64,8 +65,9 @@ def _writing_a_checkpoint(experiment: Path, log: Path, before: dict) -> bool:
 
 
 def _gathering_results(experiment: Path, log: Path, before: dict) -> bool:
-    """Every trial has ended; the driver is saving its state and printing the outcome."""
-    return len(_saved_as_ended(experiment)) == 3
+    """Every trial's results say it ended; the driver is saving its state, stopping Ray, printing the outcome."""
+    trials = _trials(experiment)
+    return len(trials) == 3 and all(t.status in ENDED for t in trials)
 
 
 @pytest.mark.slow
@@ -78,7 +80,7 @@ def test_resume_after_the_driver_is_killed_at_five_points(tmp_path):
                "--data", "synthetic", "--storage", str(storage), "--name", name, "--num-samples", "3",
                "--max-epochs", "2", "--grace-period", "2", "--max-train-images", "256", "--cpus", "1", "--resume"]
     ended: dict[str, tuple] = {}  # trial name -> (status, epochs, metrics) when first seen ended
-    for attempt, moment in enumerate((_starting_up, _first_epoch_of_first_trial, _between_two_trials,
+    for attempt, moment in enumerate((_loading_data, _first_epoch_of_first_trial, _between_two_trials,
                                       _writing_a_checkpoint, _gathering_results)):
         before = {"ended": set(ended), "checkpoints": set(experiment.glob("*/checkpoint_*"))}
         log = tmp_path / f"run{attempt}.log"
@@ -93,7 +95,7 @@ def test_resume_after_the_driver_is_killed_at_five_points(tmp_path):
                 os.killpg(driver.pid, signal.SIGKILL)
                 driver.wait()
         assert driver.returncode == -signal.SIGKILL, f"{moment.__name__}: the driver ended first\n{log.read_text()}"
-        for trial in (layout.list_trials(storage, name) if _trial_dirs(experiment) else []):
+        for trial in _trials(experiment):
             if trial.name in _saved_as_ended(experiment) and trial.name not in ended:
                 ended[trial.name] = (trial.status, trial.epochs, trial.summary()["metrics"])
 
@@ -152,7 +154,7 @@ def test_rung_history_survives_a_resume(tmp_path):
         directory.mkdir()
         lines = [json.dumps({"training_iteration": i + 1, "best_val_acc": v}) for i, v in enumerate(values)]
         (directory / "result.json").write_text("\n".join(lines) + "\n")
-        return SimpleNamespace(trial_id=name, path=str(directory))
+        return SimpleNamespace(trial_id=name, path=str(directory), relative_logdir=name)
 
     scheduler = RungHistoryASHA(time_attr="training_iteration", metric="best_val_acc", mode="max", max_t=9,
                                 grace_period=1, reduction_factor=3)
@@ -160,7 +162,7 @@ def test_rung_history_survives_a_resume(tmp_path):
         scheduler.on_trial_add(None, trial(name, values))
     rungs = {milestone: recorded for milestone, recorded in scheduler._brackets[0]._rungs}
     assert rungs[1] == {"a": 0.5, "b": 0.4, "c": 0.45} and rungs[3] == {"a": 0.7, "b": 0.6, "c": 0.5}
-    new = trial("new", [])
+    new = SimpleNamespace(trial_id="new", relative_logdir=None)  # a trial Tune creates now: no directory yet
     scheduler.on_trial_add(None, new)
     assert scheduler.on_trial_result(None, new, {"training_iteration": 1, "best_val_acc": 0.3}) == TrialScheduler.STOP
 

@@ -268,7 +268,6 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
         self._completed_trials.add(trial_id)
 
-
     def _tell_resumed_trial(self, trial_id: str, result: dict | None, error: bool) -> None:
         """A trial told FAIL when it errored, then resumed (--resume) and ended now. Optuna cannot change
         a finished trial, so TPE learns the outcome from a copy with the same parameters."""
@@ -293,6 +292,8 @@ class RungHistoryASHA(ASHAScheduler):
 
     def on_trial_add(self, tune_controller, trial) -> None:
         super().on_trial_add(tune_controller, trial)
+        if not trial.relative_logdir:
+            return  # a new trial: no directory, nothing recorded yet
         bracket = self._trial_info[trial.trial_id]
         for result in recorded_results(Path(trial.path)):
             if self._time_attr in result and self._metric in result:
