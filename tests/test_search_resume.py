@@ -73,7 +73,7 @@ def _gathering_results(experiment: Path, log: Path, before: dict) -> bool:
 @pytest.mark.slow
 def test_resume_after_the_driver_is_killed_at_five_points(tmp_path):
     """SIGKILL at each of five moments, then `run --resume`: what had ended stays as it was, the search
-    ends with every requested trial, and `ensemble` works on it."""
+    ends with every requested trial (and one more, asked for by the last resume), and `ensemble` works."""
     storage, name = tmp_path / "runs", "resume"
     experiment = storage / name
     command = [sys.executable, "-m", "fer_search", "run", "--space", str(SPACES / "tiny_simple_cnn.yaml"),
@@ -99,10 +99,12 @@ def test_resume_after_the_driver_is_killed_at_five_points(tmp_path):
             if trial.name in _saved_as_ended(experiment) and trial.name not in ended:
                 ended[trial.name] = (trial.status, trial.epochs, trial.summary()["metrics"])
 
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    # The last resume also asks for one trial more: a finished search extends where its study was.
+    rerun = subprocess.run(command + ["--num-samples", "4"], capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "4 trials in all" in rerun.stdout
     after = layout.list_trials(storage, name)
-    assert [t.number for t in after] == [0, 1, 2]  # every requested trial, none twice
+    assert [t.number for t in after] == [0, 1, 2, 3]  # every requested trial, none twice
     assert all(t.status in ENDED and t.model_path and t.probs_path for t in after)
     for trial in after:
         if trial.name in ended:  # ended before a kill: kept as it was, not run again
