@@ -92,7 +92,8 @@ def test_resume_after_the_driver_is_killed_at_five_points(tmp_path):
                 while driver.poll() is None and time.monotonic() < deadline and not moment(experiment, log, before):
                     time.sleep(0.05)
             finally:
-                os.killpg(driver.pid, signal.SIGKILL)
+                if driver.poll() is None:
+                    os.killpg(driver.pid, signal.SIGKILL)
                 driver.wait()
         assert driver.returncode == -signal.SIGKILL, f"{moment.__name__}: the driver ended first\n{log.read_text()}"
         for trial in _trials(experiment):

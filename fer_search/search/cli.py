@@ -162,16 +162,16 @@ def _cmd_run(args) -> int:
               f"{settings.num_samples} trials, up to {settings.max_epochs} epochs, "
               f"ASHA grace {settings.grace_period}, selecting on {settings.metric}", flush=True)
 
-    from fer_search.search.ray_tune import budget_spent, run_search
+    from fer_search.search.ray_tune import budget_ran_out, run_search
 
     run_search(spaces, data, settings, resume=args.resume, num_samples=record.num_samples if record else None)
-    if budget_spent():
+    if budget_ran_out():
         print(f"\nthe time budget ({args.time_budget:g} min) ran out: running trials were stopped at the end of "
               "their epoch (their best epochs are kept), and no new trial was started")
     if "://" in storage:
         print(f"\nresults: {storage}/{name}")
         return 0
-    return _print_outcome(storage, name, settings.metric, args, budget_spent())
+    return _print_outcome(storage, name, settings.metric, args, budget_ran_out())
 
 
 def _take_from_record(args, record: ExperimentRecord) -> None:
@@ -207,7 +207,7 @@ def _take_from_record(args, record: ExperimentRecord) -> None:
 
 
 def _new_record(args, spaces, data, settings) -> ExperimentRecord:
-    from fer_search.search.record import fingerprint, val_ids_hash
+    from fer_search.search.record import ExperimentRecord, fingerprint, val_ids_hash
 
     return ExperimentRecord(
         families=[s.family for s in spaces if s.source.startswith("search_spaces/")],

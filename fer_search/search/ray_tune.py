@@ -52,8 +52,7 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
     if settings.address is None:
         # Before starting Ray: a GPU trial on a machine without one would wait forever.
         resources = plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
-    _session.deadline = time.time() + settings.time_budget_s if settings.time_budget_s else None
-    _session.num_samples = num_samples if resume else None
+    _session.start(settings.time_budget_s, num_samples if resume else None)
     log_file = _route_logs(path)
     if settings.address is None:
         _start_local_ray(resources.cpus, resources.gpus)
@@ -76,6 +75,7 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
             tuner = _new_tuner(trainable, spaces, settings, resources.concurrency)
         tuner.fit()
     finally:
+        _session.end()
         ray.shutdown()
         if log_file is not None:
             logging.getLogger("ray").removeHandler(log_file)
@@ -90,14 +90,30 @@ class _Session:
 
     deadline: float | None = None  # time.time() after which running trials stop at their next result
     num_samples: int | None = None  # on resume: the trials the experiment now has in all (it may grow)
+    ran_out = False  # whether the last search ended with its time budget spent
+
+    def start(self, budget_s: float | None, num_samples: int | None) -> None:
+        self.deadline = time.time() + budget_s if budget_s else None
+        self.num_samples = num_samples
+        self.ran_out = False
+
+    def end(self) -> None:
+        """Nothing of a finished search applies to the next one in this process (tests run several)."""
+        self.ran_out = budget_spent()
+        self.deadline = self.num_samples = None
 
 
 _session = _Session()
 
 
 def budget_spent() -> bool:
-    """Whether this session's --time-budget has run out."""
+    """Whether the running search's --time-budget has run out."""
     return _session.deadline is not None and time.time() >= _session.deadline
+
+
+def budget_ran_out() -> bool:
+    """Whether the last search in this process ended because its --time-budget ran out."""
+    return _session.ran_out
 
 
 class SearchStopper(tune.Stopper):
