@@ -186,3 +186,16 @@ def test_an_errored_trial_that_a_resume_finishes_reaches_tpe():
     [learned] = [t for t in searcher._ot_study.trials if t.state.name == "COMPLETE"]
     assert failed.state.name == "FAIL" and learned.value == 0.55
     assert learned.params == failed.params and learned.user_attrs["point"] == config["point"]
+
+
+def test_resume_warns_about_options_the_restored_search_keeps(tmp_path, capsys, monkeypatch):
+    _recorded_experiment(tmp_path, "exp")
+    monkeypatch.setattr("fer_search.search.ray_tune.run_search", lambda *args, **kwargs: None)  # no search
+    code = main(["run", "--storage", str(tmp_path), "--name", "exp", "--resume", "--max-epochs", "9", "--metric",
+                 "val_macro_f1", "--num-samples", "6"])
+    assert code == 1  # no trial ran: the outcome says so
+    captured = capsys.readouterr()
+    assert ("warning: --resume keeps the experiment's own settings; ignoring --max-epochs, --metric"
+            in captured.err)
+    assert "resuming" in captured.out and "6 trials in all" in captured.out
+    assert json.loads((tmp_path / "exp" / "experiment.json").read_text())["num_samples"] == 6

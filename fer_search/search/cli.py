@@ -202,8 +202,8 @@ def _take_from_record(args, record: ExperimentRecord) -> None:
     kept = sorted(given & {"metric", "max_epochs", "grace_period", "reduction_factor", "max_train_images", "set",
                            "smoke", "retries", "wandb", "keep_test_copies"})
     if kept:
-        warnings.warn("--resume keeps the experiment's own settings; ignoring "
-                      + ", ".join("--" + key.replace("_", "-") for key in kept), stacklevel=2)
+        print("warning: --resume keeps the experiment's own settings; ignoring "
+              + ", ".join("--" + key.replace("_", "-") for key in kept), file=sys.stderr)
 
 
 def _new_record(args, spaces, data, settings) -> ExperimentRecord:
