@@ -142,5 +142,6 @@ def _printable(table: pd.DataFrame) -> pd.DataFrame:
     columns = [c for c in PRINTED if c != "experiment" or table["experiment"].nunique() > 1]
     shown = table[columns].rename(columns=SHORT_HEADERS)
     cut = HYPERPARAMETERS_WIDTH - 3
-    shown["hyperparameters"] = [h if len(h) <= HYPERPARAMETERS_WIDTH else h[:cut] + "..." for h in shown["hyperparameters"]]
+    shown["hyperparameters"] = [h if len(h) <= HYPERPARAMETERS_WIDTH else h[:cut] + "..."
+                                for h in shown["hyperparameters"]]
     return shown

@@ -273,7 +273,8 @@ def test_ensemble_takes_the_newest_experiment_and_names_members_by_experiment(se
     storage, name, _ = search
     copy = _copy(storage, tmp_path)
     shutil.copytree(copy / name, copy / "again")  # newer (copied after): the default
-    assert main(["ensemble", "--top", "3", "--method", "mean", "--storage", str(copy), "--out", str(tmp_path / "a")]) == 0
+    assert main(["ensemble", "--top", "3", "--method", "mean", "--storage", str(copy),
+                 "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert f"experiment: again (the newest under {copy}" in out and f"{name}/" not in out
     assert main(["ensemble", "--top", "4", "--method", "weighted", "--storage", str(copy), "--name", name, "again",

@@ -104,7 +104,8 @@ def test_ray_warnings_go_to_the_experiments_log_and_the_actionable_ones_to_the_c
         log_file.flush()
         assert all(m in (tmp_path / "exp" / RAY_LOG_FILE).read_text() for m in messages)
         console = next(h for h in logging.getLogger("ray").handlers if h is not log_file)
-        shown = [m for m in messages if console.filter(logging.LogRecord("ray.tune", logging.WARNING, "", 0, m, None, None))]
+        shown = [m for m in messages
+                 if console.filter(logging.LogRecord("ray.tune", logging.WARNING, "", 0, m, None, None))]
         assert shown == messages[1:]  # a failed trial is the reporter's to show, with its real error
     finally:
         logging.getLogger("ray").removeHandler(log_file)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from fer_search.data.types import FERData
-from fer_search.search.layout import (BEST_DIR, DEVICE_KEY, DIVERGED_BY, FINISHED_KEY, MODEL_FILE, PROBS_FILE, STATE_FILE,
-                                      SUMMARY_FILE)
+from fer_search.search.layout import (BEST_DIR, DEVICE_KEY, DIVERGED_BY, FINISHED_KEY, MODEL_FILE, PROBS_FILE,
+                                      STATE_FILE, SUMMARY_FILE)
 from fer_search.search.sampler import META_KEYS
 from fer_search.search.tensorboard import TrialBoard
 from fer_search.training import EpochState, TrainConfig, TrainingDiverged, checkpoint, train
