@@ -192,15 +192,16 @@ def _take_from_record(args, record: ExperimentRecord) -> None:
     if "seed" in given and args.seed != record.val_seed:
         raise UserError(f"--resume: --seed {args.seed} would carve another validation split than the experiment's "
                         f"(seed {record.val_seed}); leave --seed out")
-    args.seed, args.keep_test_copies, args.metric = record.val_seed, record.keep_test_copies, record.metric
     if "num_samples" not in given:
         args.num_samples = record.num_samples
     if args.num_samples < record.num_samples:
         raise UserError(f"--resume: --num-samples {args.num_samples} is fewer than the experiment's "
                         f"{record.num_samples}; it can only grow")
+    same = {key for key in ("metric", "max_epochs", "keep_test_copies") if getattr(args, key) == getattr(record, key)}
+    kept = sorted((given - same) & {"metric", "max_epochs", "grace_period", "reduction_factor", "max_train_images",
+                                    "set", "smoke", "retries", "wandb", "keep_test_copies"})
+    args.seed, args.keep_test_copies, args.metric = record.val_seed, record.keep_test_copies, record.metric
     args.max_epochs = record.max_epochs
-    kept = sorted(given & {"metric", "max_epochs", "grace_period", "reduction_factor", "max_train_images", "set",
-                           "smoke", "retries", "wandb", "keep_test_copies"})
     if kept:
         print("warning: --resume keeps the experiment's own settings; ignoring "
               + ", ".join("--" + key.replace("_", "-") for key in kept), file=sys.stderr)
