@@ -385,7 +385,8 @@ RAY_LOG_FILE = "ray.log"
 # What the console still shows of Ray's warnings and errors: the ones a user must act on.
 ACTIONABLE = re.compile(r"insufficient|infeasible|cannot be scheduled|pending|restor|sync|upload|storage|"
                         r"checkpoint", re.IGNORECASE)
-NOT_ACTIONABLE = re.compile(r"Trial task failed|Received additional", re.IGNORECASE)  # the reporter says these
+# The reporter speaks for failed trials; Ray's advice on its own snapshot frequency is no user's to act on.
+NOT_ACTIONABLE = re.compile(r"Trial task failed|Received additional|snapshotting has been triggered", re.IGNORECASE)
 
 
 def _route_logs(experiment: str) -> logging.FileHandler | None:
