@@ -191,6 +191,7 @@ def test_an_errored_trial_that_a_resume_finishes_reaches_tpe():
 def test_resume_warns_about_options_the_restored_search_keeps(tmp_path, capsys, monkeypatch):
     _recorded_experiment(tmp_path, "exp")
     monkeypatch.setattr("fer_search.search.ray_tune.run_search", lambda *args, **kwargs: None)  # no search
+    monkeypatch.setattr("fer_search.search.ray_tune.budget_ran_out", lambda: False)  # (so no earlier search's)
     code = main(["run", "--storage", str(tmp_path), "--name", "exp", "--resume", "--max-epochs", "9", "--metric",
                  "val_macro_f1", "--num-samples", "6"])
     assert code == 1  # no trial ran: the outcome says so
