@@ -167,11 +167,7 @@ def _ensemble(args) -> int:
     summary = scores.summary({**{m.name: float(w) for m, w in zip(ensemble.members, ensemble.weights)}, ENSEMBLE: 1.0})
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     chosen_from = f" chosen from the best {ensemble.library}" if ensemble.library else ""
-    kept = int(sum(ensemble.weights > 0))
-    if args.method == "greedy" and kept < args.top:
-        # Caruana's selection picks with replacement: a strong trial chosen twice leaves fewer distinct members.
-        chosen_from += f" (greedy selection with replacement kept {kept} distinct of --top {args.top})"
-    print(f"\n{args.method} ensemble of {kept} trial(s){chosen_from}, temperature "
+    print(f"\n{args.method} ensemble of {sum(ensemble.weights > 0)} trial(s){chosen_from}, temperature "
           f"{ensemble.temperature:.3f}; "
           "members, weights and temperature chosen on validation only"
           + ("; test scored once, reported only" if "test" in scores.reports else ""))

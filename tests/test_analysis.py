@@ -214,7 +214,8 @@ def test_corrupt_trials_are_skipped_with_a_warning(search, tmp_path):
     storage = _copy(storage, tmp_path)
     trials = sorted(p for p in (storage / name).iterdir() if (p / "params.json").exists())
     _best_file(trials[0], "probs.npz").write_bytes(b"not a zip")
-    shutil.rmtree(next(trials[1].glob("checkpoint_*")))
+    for checkpoint_dir in trials[1].glob("checkpoint_*"):
+        shutil.rmtree(checkpoint_dir)
     with pytest.warns(AnalysisWarning) as caught:
         found = ens.load_candidates(find_trials(storage, [name]), progress=False)
     assert len(found) == len(trials) - 2

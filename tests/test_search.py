@@ -35,7 +35,11 @@ def test_documented_points_run_first(trials):
         ("simple_cnn", "good"), ("deeper_cnn", "good"), ("simple_cnn", "collapse")]
     assert all(t.point == "tpe" for t in trials[3:])
     assert trials[2].config["imbalance"] == "both" and trials[2].config["lr"] == 0.003
-    assert all(t.config["epochs"] == 3 for t in trials)  # the run's --max-epochs overrides every space
+    # The run's --max-epochs (3) sets every trial's epochs, except a point's own (deeper_cnn good: 4),
+    # which neither it nor ASHA (max_t 3) cuts short.
+    documented = trials[1]
+    assert (documented.config["epochs"], documented.epochs, documented.finished_by) == (4, 4, "max_epochs")
+    assert all(t.config["epochs"] == 3 and t.epochs <= 3 for t in trials if t is not documented)
 
 
 def test_asha_stops_are_pruned_in_optuna(tiny_search, trials):
@@ -78,7 +82,7 @@ def test_tensorboard_files_have_the_expected_tags(trials):
 def test_every_trial_keeps_its_best_epoch(trials, tiny_search_data):
     val = tiny_search_data.val
     for trial in trials:
-        assert len(list(trial.path.glob("checkpoint_*"))) == 1, trial.name  # num_to_keep=1
+        assert len(list(trial.path.glob("checkpoint_*"))) <= 2, trial.name  # num_to_keep=2
         summary = trial.summary()
         assert summary["family"] == trial.family and summary["point"] == trial.point
         assert (summary.get("finished_by") == "max_epochs") == (trial.status == layout.COMPLETED)
@@ -212,8 +216,8 @@ def test_spaces_command(capsys):
     assert main(["spaces", "resnet"]) == 0
     shown = capsys.readouterr().out
     assert "resnet18_config1" in shown and "momentum" in shown and "if optimizer = sgd" in shown
-    # arch is a TPE choice: not "fixed"; simple_cnn's v2 point trains with patience 7.
-    assert "fixed for every trial: patience=5" in shown and "ranges change: arch=resnet18" in shown
+    # arch is a TPE choice and the documented points set their own patience: neither is "fixed".
+    assert "fixed for every trial: -" in shown and "ranges change: arch=resnet18, patience=5" in shown
     assert main(["spaces", "simple_cnn"]) == 0
     shown = capsys.readouterr().out
     assert "patience=5" in shown.split("defaults that points or TPE ranges change:")[1].splitlines()[0]

@@ -38,36 +38,32 @@ def _trials(experiment: Path) -> list[layout.Trial]:
     return layout.list_trials(experiment.parent, experiment.name) if experiment.is_dir() else []
 
 
-# The five moments a driver is killed at, each a test of the experiment folder, the driver's log and what
-# was there before this driver started (`before`: "ended" trial names, "checkpoints" folders).
-def _loading_data(experiment: Path, log: Path, before: dict) -> bool:
+# The five moments a driver is killed at, each a test of the experiment folder and the driver's log
+# (its console: one line per trial start and end). Trial files reach the storage folder only when Ray
+# copies them there, so the console says first what is going on.
+def _loading_data(experiment: Path, log: str, checkpoints_before: set[Path]) -> bool:
     """`--resume` found nothing started and said so; the data is loading (it prints "data:" when done)."""
-    text = log.read_text()
-    return "starting it" in text and "data:" not in text
+    return "starting it" in log and "data:" not in log
 
 
-def _first_epoch_of_first_trial(experiment: Path, log: Path, before: dict) -> bool:
-    trials = _trials(experiment)
-    return bool(trials) and not trials[0].epochs
+def _first_epoch_of_first_trial(experiment: Path, log: str, checkpoints_before: set[Path]) -> bool:
+    return "] start  000_" in log and "] best " not in log and "] end " not in log
 
 
-def _between_two_trials(experiment: Path, log: Path, before: dict) -> bool:
-    """One trial more has ended than before, and no running trial has reported yet."""
-    trials = _trials(experiment)
-    ended = [t for t in trials if t.status in ENDED]
-    return len(ended) > len(before["ended"]) and all(
-        t.status in ENDED or not t.epochs for t in trials)
+def _between_two_trials(experiment: Path, log: str, checkpoints_before: set[Path]) -> bool:
+    """A trial has just ended, and no other has reported since."""
+    events = [line.split("] ", 1)[1] for line in log.splitlines() if line.startswith("[")]
+    return bool(events) and events[-1].startswith("end ")
 
 
-def _writing_a_checkpoint(experiment: Path, log: Path, before: dict) -> bool:
+def _writing_a_checkpoint(experiment: Path, log: str, checkpoints_before: set[Path]) -> bool:
     """A checkpoint folder has appeared that was not there before: Ray is copying it into place."""
-    return bool(set(experiment.glob("*/checkpoint_*")) - before["checkpoints"])
+    return bool(set(experiment.glob("*/checkpoint_*")) - checkpoints_before)
 
 
-def _gathering_results(experiment: Path, log: Path, before: dict) -> bool:
-    """Every trial's results say it ended; the driver is saving its state, stopping Ray, printing the outcome."""
-    trials = _trials(experiment)
-    return len(trials) == 3 and all(t.status in ENDED for t in trials)
+def _gathering_results(experiment: Path, log: str, checkpoints_before: set[Path]) -> bool:
+    """The last trial has ended; the driver is saving its state, stopping Ray, printing the outcome."""
+    return "0 running, 3/3 ended" in log
 
 
 @pytest.mark.slow
@@ -78,18 +74,19 @@ def test_resume_after_the_driver_is_killed_at_five_points(tmp_path):
     experiment = storage / name
     command = [sys.executable, "-m", "fer_search", "run", "--space", str(SPACES / "tiny_simple_cnn.yaml"),
                "--data", "synthetic", "--storage", str(storage), "--name", name, "--num-samples", "3",
-               "--max-epochs", "2", "--grace-period", "2", "--max-train-images", "256", "--cpus", "1", "--resume"]
+               "--max-epochs", "3", "--grace-period", "3", "--max-train-images", "2048", "--cpus", "1", "--resume"]
     ended: dict[str, tuple] = {}  # trial name -> (status, epochs, metrics) when first seen ended
     for attempt, moment in enumerate((_loading_data, _first_epoch_of_first_trial, _between_two_trials,
                                       _writing_a_checkpoint, _gathering_results)):
-        before = {"ended": set(ended), "checkpoints": set(experiment.glob("*/checkpoint_*"))}
+        checkpoints_before = set(experiment.glob("*/checkpoint_*"))
         log = tmp_path / f"run{attempt}.log"
         with open(log, "w") as out:
             # Its own session: killing the group takes Ray's processes down with the driver.
             driver = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 deadline = time.monotonic() + 600
-                while driver.poll() is None and time.monotonic() < deadline and not moment(experiment, log, before):
+                while (driver.poll() is None and time.monotonic() < deadline
+                       and not moment(experiment, log.read_text(), checkpoints_before)):
                     time.sleep(0.05)
             finally:
                 if driver.poll() is None:
@@ -159,13 +156,14 @@ def test_rung_history_survives_a_resume(tmp_path):
         (directory / "result.json").write_text("\n".join(lines) + "\n")
         return SimpleNamespace(trial_id=name, path=str(directory), relative_logdir=name)
 
-    scheduler = RungHistoryASHA(time_attr="training_iteration", metric="best_val_acc", mode="max", max_t=9,
+    scheduler = RungHistoryASHA(set(), time_attr="training_iteration", metric="best_val_acc", mode="max", max_t=9,
                                 grace_period=1, reduction_factor=3)
     for name, values in (("a", [0.5, 0.6, 0.7]), ("b", [0.4, 0.5, 0.6]), ("c", [0.45, 0.5, 0.5])):
         scheduler.on_trial_add(None, trial(name, values))
     rungs = {milestone: recorded for milestone, recorded in scheduler._brackets[0]._rungs}
     assert rungs[1] == {"a": 0.5, "b": 0.4, "c": 0.45} and rungs[3] == {"a": 0.7, "b": 0.6, "c": 0.5}
-    new = SimpleNamespace(trial_id="new", relative_logdir=None)  # a trial Tune creates now: no directory yet
+    # A trial Tune creates now: no directory yet.
+    new = SimpleNamespace(trial_id="new", relative_logdir=None, config={"family": "simple_cnn", "point": "tpe"})
     scheduler.on_trial_add(None, new)
     assert scheduler.on_trial_result(None, new, {"training_iteration": 1, "best_val_acc": 0.3}) == TrialScheduler.STOP
 

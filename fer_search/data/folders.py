@@ -96,13 +96,23 @@ def decode_image(path: Path) -> tuple[np.ndarray, bool, bool]:
     from PIL import Image
 
     with Image.open(path) as im:
-        converted = im.mode in _COLOUR_MODES
-        if im.mode != "L":
-            im = im.convert("L")
-        resized = im.size != (IMAGE_SIZE, IMAGE_SIZE)
-        if resized:
-            im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8), resized, converted
+        return to_fer_pixels(im)
+
+
+def to_fer_pixels(im: "Image.Image") -> tuple[np.ndarray, bool, bool]:  # noqa: F821
+    """Any PIL image -> (48x48 uint8 grayscale, was resized, was converted from colour).
+
+    The one conversion for training images and for faces cut from photos, so both look alike.
+    """
+    from PIL import Image
+
+    converted = im.mode in _COLOUR_MODES
+    if im.mode != "L":
+        im = im.convert("L")
+    resized = im.size != (IMAGE_SIZE, IMAGE_SIZE)
+    if resized:
+        im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+    return np.asarray(im, dtype=np.uint8), resized, converted
 
 
 def _decode_or_reason(path: Path) -> tuple[np.ndarray, bool, bool] | str:

@@ -1,4 +1,4 @@
-"""`run` and `spaces`: the search's command line. Ray is imported only once a search starts."""
+"""`run`, `reproduce` and `spaces`: the search's command line. Ray is imported only once a search starts."""
 from __future__ import annotations
 
 import os
@@ -24,56 +24,80 @@ VAL_FRACTION = 0.1  # of train, stratified and seeded, where the source has no v
 
 
 def add_run_parser(subparsers) -> None:
-    from fer_search.cli import add_keep_test_copies
-
     p = subparsers.add_parser(
         "run", help="search a model family (Ray Tune + Optuna TPE + ASHA)",
-        description="Search one or more model families: the documented configurations run first, then TPE "
-                    "searches around them while ASHA stops weak trials early.")
+        description="Search one or more model families: the documented configurations run first, each with its "
+                    "own documented budget (its epochs, early stopping and schedule; --max-epochs does not shorten "
+                    "it and ASHA does not stop it), then TPE searches around them while ASHA stops weak trials early.")
     p.add_argument("families", nargs="?", metavar="FAMILY[,FAMILY...]|all",
                    help="simple_cnn, deeper_cnn, attention_cnn, resnet, vit, mobilevit, or all")
     p.add_argument("--space", action="append", default=[], metavar="FILE",
                    help="your own search space file (.py/.yaml/.json; see `spaces`), instead of or besides FAMILY")
-    p.add_argument("--data", default=os.environ.get("FER2013_ROOT", "./data/fer2013"),
-                   help="FER2013 path (any form) or 'synthetic' [$FER2013_ROOT or ./data/fer2013: %(default)s]")
-    p.add_argument("--storage", default="./runs", help="results folder, or a URI Ray supports (s3://...) [%(default)s]")
-    p.add_argument("--name", help="experiment name [FAMILIES-DATE-TIME; with --resume: the newest under storage]")
+    _add_shared_options(p, storage_help="results folder, or a URI Ray supports (s3://...) [%(default)s]",
+                        name_help="experiment name [FAMILIES-DATE-TIME; with --resume: the newest under storage]")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted search (finished trials are kept, unfinished ones continue)")
     p.add_argument("--num-samples", metavar="N", type=int,
                    help=f"trials, documented points included [{DEFAULTS['num_samples']}]")
     p.add_argument("--max-epochs", metavar="N", type=int,
-                   help=f"epochs of a trial ASHA never stops [{DEFAULTS['max_epochs']}]")
+                   help=f"epochs of a TPE trial, which ASHA may stop earlier; a documented point runs its own "
+                        f"epochs instead (except with --smoke) [{DEFAULTS['max_epochs']}]")
     p.add_argument("--grace-period", metavar="N", type=int,
                    help="epochs before ASHA may stop a trial [a third of --max-epochs]")
     p.add_argument("--reduction-factor", metavar="N", type=int, default=3,
                    help="ASHA keeps 1/N of the trials per rung [%(default)s]")
     p.add_argument("--metric", choices=("val_acc", "val_macro_f1"), default="val_acc",
                    help="validation metric that selects (test is only reported) [%(default)s]")
-    p.add_argument("--cpus", metavar="N", type=int, help="CPUs the search may use [all]")
-    p.add_argument("--gpus", metavar="N", type=int, help="GPUs the search may use [every visible one]")
-    p.add_argument("--gpus-per-trial", type=float, metavar="F",
-                   help="GPU share of one trial, e.g. 0.25 runs 4 on a GPU "
-                        "[per family: 0.25 CNNs, 0.5 resnet/mobilevit, 1 vit]")
-    p.add_argument("--cpus-per-trial", metavar="N", type=int, default=1, help="CPUs of one trial [%(default)s]")
     p.add_argument("--address", help="connect to a running Ray cluster: auto or HOST:PORT (see docs/cluster.md)")
     p.add_argument("--time-budget", type=float, metavar="MINUTES",
                    help="after this long, stop running trials at the end of their epoch and start no new one")
     p.add_argument("--retries", metavar="N", type=int, default=2,
                    help="restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node) "
                         "[%(default)s]")
-    p.add_argument("--seed", metavar="N", type=int, default=0,
-                   help="seed of the validation split, TPE and training [%(default)s]")
-    p.add_argument("--max-train-images", metavar="N", type=int, help="cap on training images per epoch, 0 = all [0]")
-    add_keep_test_copies(p)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a trainer or model option every trial gets, over what its space says (e.g. --set "
                         "precision=fp32)")
-    p.add_argument("--wandb", action="store_true", help="also log every trial to Weights & Biases")
-    p.add_argument("--wandb-project", default=WANDB_PROJECT, help="W&B project [%(default)s]")
     p.add_argument("--smoke", action="store_true",
-                   help="tiny budget: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in SMOKE.items()))
+                   help="tiny budget for every trial, documented points included: "
+                        + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in SMOKE.items()))
     p.set_defaults(handler=_cmd_run, run_parser=p)  # the parser: --resume tells given options from defaults
+
+
+def add_reproduce_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "reproduce", help="run the documented series as documented and compare it with the notes",
+        description="Run only the documented points of the families, each exactly as documented (its epochs, "
+                    "early stopping, schedule, batch size, optimiser), several at once where resources allow, "
+                    "then print and write (reproduce.md, reproduce.csv beside the trials) what the notes "
+                    "reported next to what this run measured.")
+    p.add_argument("families", metavar="FAMILY[,FAMILY...]|all",
+                   help="simple_cnn, deeper_cnn, attention_cnn, resnet, vit, mobilevit, or all")
+    _add_shared_options(p, storage_help="results folder (local: the table is written beside the trials) [%(default)s]",
+                        name_help="experiment name [reproduce-FAMILIES-DATE-TIME]")
+    p.set_defaults(handler=_cmd_reproduce)
+
+
+def _add_shared_options(p, *, storage_help: str, name_help: str) -> None:
+    from fer_search.cli import add_keep_test_copies
+
+    p.add_argument("--data", default=os.environ.get("FER2013_ROOT", "./data/fer2013"),
+                   help="FER2013 path (any form) or 'synthetic' [$FER2013_ROOT or ./data/fer2013: %(default)s]")
+    p.add_argument("--storage", default="./runs", help=storage_help)
+    p.add_argument("--name", help=name_help)
+    p.add_argument("--cpus", metavar="N", type=int, help="CPUs the search may use [all]")
+    p.add_argument("--gpus", metavar="N", type=int, help="GPUs the search may use [every visible one]")
+    p.add_argument("--gpus-per-trial", type=float, metavar="F",
+                   help="GPU share of one trial, e.g. 0.25 runs 4 on a GPU "
+                        "[per family: 0.25 CNNs, 0.5 resnet/mobilevit, 1 vit]")
+    p.add_argument("--cpus-per-trial", metavar="N", type=int, default=1, help="CPUs of one trial [%(default)s]")
+    p.add_argument("--seed", metavar="N", type=int, default=0,
+                   help="seed of the validation split, TPE and training [%(default)s]")
+    p.add_argument("--max-train-images", metavar="N", type=int,
+                   help="cap on training images per epoch, for quick checks, 0 = all [0]")
+    add_keep_test_copies(p)
+    p.add_argument("--wandb", action="store_true",
+                   help="also log every trial to Weights & Biases (tags: model type, data-set version, experiment type)")
+    p.add_argument("--wandb-project", default=WANDB_PROJECT, help="W&B project [%(default)s]")
 
 
 def add_spaces_parser(subparsers) -> None:
@@ -132,7 +156,8 @@ def _cmd_run(args) -> int:
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, address=args.address,
         reduction_factor=args.reduction_factor, trial_retries=args.retries,
         time_budget_s=args.time_budget * 60 if args.time_budget else None,
-        wandb_project=args.wandb_project if args.wandb else None, fixed=parse_set_options(args.set), **budget,
+        wandb_project=args.wandb_project if args.wandb else None, point_budgets=not args.smoke,
+        fixed=parse_set_options(args.set), **budget,
     )
     for space in spaces:  # a bad --set fails here, not inside every trial
         with warnings.catch_warnings():
@@ -158,8 +183,9 @@ def _cmd_run(args) -> int:
     if args.resume:  # the spaces, metric and epochs are the experiment's own, restored by Ray
         print(f"resuming {experiment}" + (f": {settings.num_samples} trials in all" if record else ""), flush=True)
     else:
+        own = "documented points: their own epochs" if settings.point_budgets else "documented points too"
         print(f"search {settings.storage}/{name}: {', '.join(s.family for s in spaces)}; "
-              f"{settings.num_samples} trials, up to {settings.max_epochs} epochs, "
+              f"{settings.num_samples} trials, up to {settings.max_epochs} epochs ({own}), "
               f"ASHA grace {settings.grace_period}, selecting on {settings.metric}", flush=True)
 
     from fer_search.search.ray_tune import budget_ran_out, run_search
@@ -234,15 +260,23 @@ def _check_run_options(args, budget: dict[str, int]) -> None:
             raise UserError(f"--{key.replace('_', '-')} must be more than 0, got {value:g}")
 
 
+def _family_names(families: str | None) -> list[str]:
+    """"all", or comma-separated family names -> the names, checked."""
+    from search_spaces import FAMILIES
+
+    if not families:
+        return []
+    names = list(FAMILIES) if families == "all" else [n.strip() for n in families.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise UserError(f"unknown family {', '.join(unknown)}; families: {', '.join(FAMILIES)} (or all)")
+    return names
+
+
 def _spaces(args):
     from search_spaces import FAMILIES, load_space
 
-    names = []
-    if args.families:
-        names = list(FAMILIES) if args.families == "all" else [n.strip() for n in args.families.split(",") if n.strip()]
-        unknown = [n for n in names if n not in FAMILIES]
-        if unknown:
-            raise UserError(f"unknown family {', '.join(unknown)}; families: {', '.join(FAMILIES)} (or all)")
+    names = _family_names(args.families)
     if not names and not args.space:
         raise UserError(f"name a family to search ({', '.join(FAMILIES)}, or all) or give --space FILE")
     spaces = [load_space(n) for n in names] + [load_space(path) for path in args.space]
@@ -250,6 +284,62 @@ def _spaces(args):
     if len(set(families)) < len(families):
         raise UserError(f"family given twice: {', '.join(families)}; one space per family")
     return spaces
+
+
+def _cmd_reproduce(args) -> int:
+    from fer_search.search import layout, reproduce
+    from fer_search.search.settings import SearchSettings, local_cpu_count, local_gpu_count, plan_resources, resolve_storage
+    from search_spaces import FAMILIES, load_documented
+
+    names = _family_names(args.families)
+    if not names:
+        raise UserError(f"name the families to reproduce ({', '.join(FAMILIES)}, or all)")
+    spaces = [load_documented(name) for name in names]
+    if args.max_train_images is not None and args.max_train_images < 0:
+        raise UserError(f"--max-train-images must be at least 0, got {args.max_train_images}")
+    storage = resolve_storage(args.storage)
+    if "://" in storage:
+        raise UserError(f"reproduce writes its table beside the trials: --storage must be a local folder, got {storage}")
+    name = args.name or "reproduce-" + "-".join(names) + time.strftime("-%Y%m%d-%H%M%S")
+    epochs = [space.points[point]["epochs"] for space in spaces for point in space.points]
+    # Every point runs its own epochs and ASHA lets it finish; max_epochs only sizes ASHA's rungs.
+    settings = SearchSettings(
+        storage=storage, name=name, num_samples=len(epochs), max_epochs=max(epochs), grace_period=1,
+        seed=args.seed, cpus=args.cpus, gpus=args.gpus, gpus_per_trial=args.gpus_per_trial,
+        cpus_per_trial=args.cpus_per_trial, max_train_images=args.max_train_images or 0,
+        wandb_project=args.wandb_project if args.wandb else None, experiment_type="reproduce",
+    )
+    if args.wandb:
+        _check_wandb()
+    plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
+
+    from fer_search.data import describe_load, load_data
+
+    data = load_data(args.data, seed=args.seed, drop_test_copies=not args.keep_test_copies)
+    sizes = ", ".join(f"{split} {len(images):,}" for split, images in data.splits().items())
+    print(describe_load(data))
+    print(f"reproduce {storage}/{name}: {len(epochs)} documented points of {', '.join(names)}, "
+          f"each with its own budget", flush=True)
+
+    from fer_search.search.ray_tune import run_search
+
+    run_search(spaces, data, settings)
+    header = [f"# The documented series, run as documented: {', '.join(names)}", "",
+              f"Data: {data.name} ({sizes}; version {data.fingerprint()}), seed {args.seed}; "
+              f"experiment {storage}/{name}, {time.strftime('%Y-%m-%d')}. Notes: documented-versions.md."]
+    if settings.max_train_images:
+        header += ["", f"**Not as documented: capped at {settings.max_train_images:,} training images per epoch.**"]
+    trials = layout.list_trials(storage, name)
+    rows = reproduce.build_table(spaces, trials)
+    md_path, csv_path, markdown = reproduce.write_table(rows, f"{storage}/{name}", header=header,
+                                                        notes=reproduce.point_notes(spaces))
+    print("\n" + markdown + f"\ntable: {md_path}\n       {csv_path}")
+    unmeasured = [t.name for t in trials if t.status != layout.COMPLETED]
+    if unmeasured:
+        print(f"error: {', '.join(unmeasured)} did not run to their end; see error.txt in the trial folders",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def _check_wandb() -> None:

@@ -1,10 +1,10 @@
 """The files of a search, read without Ray: experiments under a storage folder, trials, their results.
 
 `STORAGE/NAME/` is one experiment. Each trial directory holds Ray's `params.json` (the trial's flat
-configuration), `result.json` (one JSON line per epoch; the last has `done: true` once the trial has
-ended), `progress.csv`, `error.txt` if it failed, TensorBoard event files, and the newest Ray
-checkpoint `checkpoint_*/` with `state.pt` (resume state) and `best/` (`model.pt`, `probs.npz`,
-`summary.json`) for the best epoch by the validation metric.
+configuration), `result.json` (one JSON line per epoch; the trainer's last epoch has `finished_by`, a
+trial Tune stopped ends with a `done: true` line), `progress.csv`, `error.txt` if it failed,
+TensorBoard event files, and the newest Ray checkpoint `checkpoint_*/` with `state.pt` (resume
+state) and `best/` (`model.pt`, `probs.npz`, `summary.json`) for the best epoch by the validation metric.
 """
 from __future__ import annotations
 
@@ -73,10 +73,14 @@ class Trial:
         """completed (the trainer ended it), stopped early (ASHA or the time budget), diverged (its loss
         became non-finite), errored, running (or interrupted: a search killed mid-trial looks the same
         until `--resume` finishes it)."""
+        # The trainer marks a trial's last epoch (finished_by); a trial Tune stopped (ASHA, the time
+        # budget) has a `done` line without it.
+        if self.finished_by == DIVERGED_BY:
+            return DIVERGED
+        if self.finished_by:
+            return COMPLETED
         if self.last_result.get("done"):
-            if self.finished_by == DIVERGED_BY:
-                return DIVERGED
-            return COMPLETED if self.finished_by else STOPPED
+            return STOPPED
         if (self.path / ERROR_FILE).exists():
             return ERRORED
         return RUNNING

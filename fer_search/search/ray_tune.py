@@ -1,8 +1,10 @@
-"""Every Ray call of fer_search: the trainable, the Optuna searcher, the console reporter, the Tuner.
+"""Every Ray call of fer_search: the trainable, the Optuna searcher, the scheduler, the console reporter,
+the W&B logger, the Tuner.
 
 A search is a Ray Tune Tuner with OptunaSearch (TPE, seeded; the documented points enqueued first)
-and ASHA over epochs (`training_iteration`). The driver decodes the data set once and puts it in
-Ray's object store; every trial maps the same arrays read-only (`tune.with_parameters`).
+and ASHA over epochs (`training_iteration`), which lets a documented point with its own budget run to
+its end. The driver decodes the data set once and puts it in Ray's object store; every trial maps the
+same arrays read-only (`tune.with_parameters`).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
 import optuna  # noqa: E402
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
+from ray.air.integrations.wandb import WandbLoggerCallback  # noqa: E402
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher  # noqa: E402
@@ -72,7 +75,7 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
         if resume:
             tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
         else:
-            tuner = _new_tuner(trainable, spaces, settings, resources.concurrency)
+            tuner = _new_tuner(trainable, spaces, settings, resources.concurrency, data.fingerprint())
         tuner.fit()
     finally:
         _session.end()
@@ -161,19 +164,19 @@ def _start_local_ray(cpus: int, gpus: int) -> None:
              logging_level=logging.ERROR)
 
 
-def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, concurrency: int) -> tune.Tuner:
-    sampler = SpaceSampler(spaces, settings.overrides())
+def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, concurrency: int,
+               data_version: str) -> tune.Tuner:
+    sampler = SpaceSampler(spaces, settings.overrides(), point_budgets=settings.point_budgets)
     searcher = SessionSearchGenerator(ConcurrencyLimiter(
         TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed), max_concurrent=concurrency))
-    scheduler = RungHistoryASHA(time_attr="training_iteration", metric=settings.objective, mode="max",
-                              max_t=settings.max_epochs, grace_period=min(settings.grace_period, settings.max_epochs),
-                              reduction_factor=settings.reduction_factor)
+    scheduler = RungHistoryASHA(sampler.budgeted_points, time_attr="training_iteration", metric=settings.objective,
+                                mode="max", max_t=settings.max_epochs,
+                                grace_period=min(settings.grace_period, settings.max_epochs),
+                                reduction_factor=settings.reduction_factor)
     callbacks = [ConsoleReporter(settings.objective, settings.num_samples), CSVLoggerCallback(), JsonLoggerCallback()]
     if settings.wandb_project:
-        from ray.air.integrations.wandb import WandbLoggerCallback
-
-        callbacks.append(WandbLoggerCallback(project=settings.wandb_project, group=settings.name,
-                                             tags=sorted({s.family for s in spaces}), log_config=True))
+        callbacks.append(SeriesWandbCallback(data_version=data_version, experiment_type=settings.experiment_type,
+                                             project=settings.wandb_project, group=settings.name, log_config=True))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -183,8 +186,10 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
         ),
         run_config=tune.RunConfig(
             name=settings.name, storage_path=settings.storage, verbose=0, callbacks=callbacks, stop=SearchStopper(),
-            # The newest checkpoint holds the best epoch's files (best/), so one is all a trial keeps.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # The newest checkpoint holds the best epoch's files (best/). The one before stays too: Tune
+            # deletes an old checkpoint as soon as a new one is registered, before it saves the experiment
+            # state, so a driver killed in between would resume from a checkpoint that is gone.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             # Trials write TensorBoard files into their working directory; this copies them to storage.
             sync_config=tune.SyncConfig(sync_artifacts=True),
             # A failed trial is restarted from its last checkpoint: a CUDA out-of-memory error or a lost
@@ -241,6 +246,40 @@ def trial_name(trial) -> str:
     """"003_resnet_tpe": creation order, family, documented point or tpe (directory and display name)."""
     config = trial.config
     return f"{config['trial_number']:03d}_{config['family']}_{config['point']}"
+
+
+class PointBudgetASHA(ASHAScheduler):
+    """ASHA that lets a documented point with its own budget (SpaceSampler.budgeted_points) run to its end.
+
+    Its results still enter the rungs, as real observations the other trials are measured against,
+    but neither a rung's cutoff nor max_t stops it: the trainer ends it, at its own epochs or by its
+    own early stopping.
+    """
+
+    def __init__(self, budgeted_points: set[tuple[str, str]], **asha):
+        super().__init__(**asha)
+        self.budgeted_points = set(budgeted_points)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        if action == self.STOP and (trial.config["family"], trial.config["point"]) in self.budgeted_points:
+            self._num_stopped -= 1  # ASHA counted a stop that does not happen
+            return self.CONTINUE
+        return action
+
+
+class SeriesWandbCallback(WandbLoggerCallback):
+    """W&B as the documented series logged: tags model type (family and architecture), data-set version
+    and experiment type ("search" or "reproduce") on every run; config = the trial's hyperparameters."""
+
+    def __init__(self, *, data_version: str, experiment_type: str, **wandb):
+        super().__init__(**wandb)
+        self.run_tags = [data_version, experiment_type]
+
+    def _start_logging_actor(self, trial, exclude_results, **init_kwargs):
+        # Ray passes one set of wandb.init arguments to every trial; the model-type tags differ per trial.
+        tags = list(dict.fromkeys([trial.config["family"], trial.config["arch"], *self.run_tags]))
+        super()._start_logging_actor(trial, exclude_results, **{**init_kwargs, "tags": tags})
 
 
 class TruthfulOptunaSearch(OptunaSearch):
@@ -300,7 +339,7 @@ class TruthfulOptunaSearch(OptunaSearch):
             intermediate_values={int(result["training_iteration"]): value}))
 
 
-class RungHistoryASHA(ASHAScheduler):
+class RungHistoryASHA(PointBudgetASHA):
     """ASHA whose rungs survive --resume. Tune does not save the scheduler, so a restored search starts
     with empty rungs, and trials would be compared only with those that reach a rung after the resume.
     Each trial Tune adds back replays its recorded results (result.json) into its bracket, as ASHA

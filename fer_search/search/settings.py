@@ -40,6 +40,10 @@ class SearchSettings:
     wandb_project: str | None = None
     max_train_images: int = 0  # cap per epoch (smoke runs); 0 = all
     fixed: dict = field(default_factory=dict)  # `run --set KEY=VALUE`: options every trial gets
+    # A documented point that names its own epochs keeps them over max_epochs and runs to its own end
+    # (ASHA does not stop it); False (--smoke) cuts every trial to the run's tiny budget.
+    point_budgets: bool = True
+    experiment_type: str = "search"  # W&B tag: "search" or "reproduce"
     trial_retries: int = 2  # restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node)
 
     @property
@@ -48,7 +52,7 @@ class SearchSettings:
         return f"best_{self.metric}"
 
     def overrides(self) -> dict:
-        """Trainer options every trial gets, whatever its space says."""
+        """Trainer options every trial gets, whatever its space says (epochs: but see point_budgets)."""
         values = {"epochs": self.max_epochs, "metric": self.metric, "seed": self.seed}
         if self.max_train_images:
             values["max_train_images"] = self.max_train_images

@@ -44,6 +44,8 @@ def _run(config, data, report, log_dir, resume, device) -> None:
     objective = f"best_{train_config.metric}"
     device_name = describe_device(resolve_device(device))
     board = TrialBoard(log_dir, config)
+    # The overfit check validates on its own training images: their labels go beside the stored probabilities.
+    validated = data.overfit_check(train_config.overfit_images, train_config.seed) if train_config.overfit_images else data
 
     def on_epoch(metrics: dict[str, float], state: EpochState) -> None:
         finished_by = state.finished_by
@@ -51,10 +53,10 @@ def _run(config, data, report, log_dir, resume, device) -> None:
                   DEVICE_KEY: device_name}
         if finished_by:
             result[FINISHED_KEY] = finished_by
-        board.log_epoch(metrics, state.best.metrics, state.is_best, state.best.val_probs, data.val.labels)
+        board.log_epoch(metrics, state.best.metrics, state.is_best, state.best.val_probs, validated.val.labels)
         directory = Path(tempfile.mkdtemp(prefix="fer_search_checkpoint_"))
         try:
-            write_checkpoint(directory, state, data, config, train_config.metric, finished_by)
+            write_checkpoint(directory, state, validated, config, train_config.metric, finished_by)
             report(result, str(directory))
         finally:
             shutil.rmtree(directory, ignore_errors=True)
