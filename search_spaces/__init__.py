@@ -275,8 +275,13 @@ def describe(space: SearchSpace) -> str:
              "", "points (the documented configurations, evaluated first, in this order):"]
     for name, point in space.points.items():
         lines.append(f"  {name:<18} " + ", ".join(f"{k}={_show(v)}" for k, v in point.items()))
-    lines += ["", "fixed for every trial: " + (", ".join(f"{k}={_show(v)}" for k, v in space.fixed.items()) or "-"),
-              "", "TPE ranges:"]
+    changed = {k for point in space.points.values() for k in point} | set(space.params)
+    fixed = ", ".join(f"{k}={_show(v)}" for k, v in space.fixed.items() if k not in changed) or "-"
+    starts = ", ".join(f"{k}={_show(v)}" for k, v in space.fixed.items() if k in changed)
+    lines += ["", f"fixed for every trial: {fixed}"]
+    if starts:
+        lines.append(f"defaults that points or TPE ranges change: {starts}")
+    lines += ["", "TPE ranges:"]
     for key, param in space.params.items():
         for spec in alternatives(param):
             kind = next(k for k in SPEC_KINDS if k in spec)

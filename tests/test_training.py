@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 
 import numpy as np
@@ -59,6 +60,13 @@ def test_parse_set_options():
         "lr": 1e-3, "widths": (32, 64), "batch_norm": False, "optimizer": "sgd"}
     with pytest.raises(UserError, match="key=value"):
         parse_set_options(["lr"])
+
+
+def test_set_none_is_the_documented_choice_or_unsets_an_optional_option():
+    values = parse_set_options(["schedule=none", "imbalance=none", "tta=none", "hflip=none", "pretrained=None"])
+    config = TrainConfig.from_flat({"arch": "simple_cnn", **values})
+    assert (config.schedule, config.imbalance, config.tta) == ("none", "none", "none")
+    assert config.hflip is None and config.pretrained is None
 
 
 def test_augmentation_strength_scales_documented_list_and_overrides_win():
@@ -299,7 +307,15 @@ def test_cli_evaluate_rejects_a_corrupt_model_file(tmp_path, capsys):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"garbage")
     assert main(["evaluate", str(bad), "--data", "synthetic"]) == 2
-    assert "not a readable fer_search model file" in capsys.readouterr().err
+    assert "not a fer_search model or ensemble file" in capsys.readouterr().err
+
+
+def test_a_foreign_pickle_gets_one_short_line_without_torchs_unsafe_advice(tmp_path, capsys):
+    foreign = tmp_path / "other.pt"
+    foreign.write_bytes(pickle.dumps({"weights": {1, 2}}))  # sets are refused by weights_only loading
+    assert main(["evaluate", str(foreign), "--data", "synthetic"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {foreign}: not a fer_search model or ensemble file (it does not load as one)\n"
 
 
 def test_small_cnn_learns_the_synthetic_set_well_above_the_majority_class():

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from fer_search.data.types import CLASS_NAMES, IMAGE_SIZE, FERData, LoadReport, Split
 from fer_search.errors import UserError
+from fer_search.progress import progress_bar
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
@@ -131,8 +131,8 @@ def decode_folders(root: Path, scan: FolderScan, *, progress: bool) -> FERData:
     paths = [root / rel for files in scan.files.values() for rel, _ in files]
     # A plain loop: a 48x48 JPEG costs ~0.13 ms, mostly Python-side PIL overhead that holds the GIL;
     # a thread pool measured no faster (slower under load), and the result is cached anyway.
-    results = [_decode_or_reason(p) for p in tqdm(paths, desc=f"decoding {root.name}", unit="img",
-                                                  disable=not progress, leave=False)]
+    results = [_decode_or_reason(p) for p in progress_bar(paths, desc=f"decoding {root.name}", unit="img",
+                                                          enabled=progress, leave=False)]
     splits: dict[str, Split] = {}
     start = 0
     for role, files in scan.files.items():

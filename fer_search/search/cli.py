@@ -6,8 +6,13 @@ import shlex
 import sys
 import time
 import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fer_search.errors import UserError
+
+if TYPE_CHECKING:
+    from fer_search.search.record import ExperimentRecord
 
 # ASHA's grace period defaults to a third of max-epochs (0 here): a trial on a one-cycle or cosine schedule
 # scores low until its learning rate comes down, and must not be judged at epoch 2.
@@ -15,6 +20,7 @@ DEFAULTS = {"num_samples": 20, "max_epochs": 20, "grace_period": 0, "max_train_i
 # --smoke: a tiny end-to-end budget: about a minute on 2 CPUs with --data synthetic (3,600 training images).
 SMOKE = {"num_samples": 4, "max_epochs": 3, "grace_period": 1, "max_train_images": 4096}
 WANDB_PROJECT = "facial-expression-recognition"  # the documented series' project
+VAL_FRACTION = 0.1  # of train, stratified and seeded, where the source has no validation split
 
 
 def add_run_parser(subparsers) -> None:
@@ -43,14 +49,18 @@ def add_run_parser(subparsers) -> None:
     p.add_argument("--metric", choices=("val_acc", "val_macro_f1"), default="val_acc",
                    help="validation metric that selects (test is only reported) [%(default)s]")
     p.add_argument("--address", help="connect to a running Ray cluster: auto or HOST:PORT (see docs/cluster.md)")
-    p.add_argument("--time-budget", type=float, metavar="MINUTES", help="stop the search after this long")
+    p.add_argument("--time-budget", type=float, metavar="MINUTES",
+                   help="after this long, stop running trials at the end of their epoch and start no new one")
+    p.add_argument("--retries", metavar="N", type=int, default=2,
+                   help="restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node) "
+                        "[%(default)s]")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a trainer or model option every trial gets, over what its space says (e.g. --set "
                         "precision=fp32)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny budget for every trial, documented points included: "
                         + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in SMOKE.items()))
-    p.set_defaults(handler=_cmd_run)
+    p.set_defaults(handler=_cmd_run, run_parser=p)  # the parser: --resume tells given options from defaults
 
 
 def add_reproduce_parser(subparsers) -> None:
@@ -113,32 +123,38 @@ def _cmd_spaces(args) -> int:
 
 def _cmd_run(args) -> int:
     from fer_search.search import layout
+    from fer_search.search.record import load_record
     from fer_search.search.settings import (SearchSettings, local_cpu_count, local_gpu_count, plan_resources,
                                             resolve_storage)
     from fer_search.training.config import TrainConfig, parse_set_options
 
+    storage = resolve_storage(args.storage)
+    name = args.name
+    if name is None and args.resume:
+        found = layout.list_experiments(storage) if "://" not in storage else []
+        if not found:
+            raise UserError(f"nothing to resume under {storage}; pass --name NAME")
+        name = found[-1]
+    record = None
+    if args.resume and "://" not in storage:
+        if not layout.experiment_started(storage, name):
+            print(f"nothing was started at {storage}/{name} yet: starting it", flush=True)
+            args.resume = False
+        else:
+            record = load_record(f"{storage}/{name}")
+    if record is not None:
+        _take_from_record(args, record)
     spaces = _spaces(args)
     budget = {key: getattr(args, key) if getattr(args, key) is not None else (SMOKE if args.smoke else DEFAULTS)[key]
               for key in DEFAULTS}
     budget["grace_period"] = budget["grace_period"] or max(1, budget["max_epochs"] // 3)
-    for key, value in budget.items():
-        least = 0 if key == "max_train_images" else 1
-        if value < least:
-            raise UserError(f"--{key.replace('_', '-')} must be at least {least}, got {value}")
-    storage = resolve_storage(args.storage)
-    name = args.name
+    _check_run_options(args, budget)
     if name is None:
-        if args.resume:
-            found = layout.list_experiments(storage) if "://" not in storage else []
-            if not found:
-                raise UserError(f"nothing to resume under {storage}; pass --name NAME")
-            name = found[-1]
-        else:
-            name = "-".join(s.family for s in spaces) + time.strftime("-%Y%m%d-%H%M%S")
+        name = "-".join(s.family for s in spaces) + time.strftime("-%Y%m%d-%H%M%S")
     settings = SearchSettings(
         storage=storage, name=name, metric=args.metric, seed=args.seed, cpus=args.cpus, gpus=args.gpus,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, address=args.address,
-        reduction_factor=args.reduction_factor,
+        reduction_factor=args.reduction_factor, trial_retries=args.retries,
         time_budget_s=args.time_budget * 60 if args.time_budget else None,
         wandb_project=args.wandb_project if args.wandb else None, point_budgets=not args.smoke,
         fixed=parse_set_options(args.set), **budget,
@@ -155,23 +171,93 @@ def _cmd_run(args) -> int:
 
     from fer_search.data import describe_load, load_data
 
-    data = load_data(args.data, seed=args.seed, drop_test_copies=not args.keep_test_copies)
+    data = load_data(args.data, seed=args.seed, val_fraction=VAL_FRACTION, drop_test_copies=not args.keep_test_copies)
     print(describe_load(data))
-    if args.resume:  # the budget and spaces are the experiment's own, restored by Ray
-        print(f"resuming {settings.storage}/{name}", flush=True)
+    experiment = f"{settings.storage}/{name}"
+    if record is not None:
+        record.check_same_data(data)
+        record.num_samples = settings.num_samples
+        record.save(experiment)
+    elif not args.resume and "://" not in storage:
+        _new_record(args, spaces, data, settings).save(experiment)
+    if args.resume:  # the spaces, metric and epochs are the experiment's own, restored by Ray
+        print(f"resuming {experiment}" + (f": {settings.num_samples} trials in all" if record else ""), flush=True)
     else:
         own = "documented points: their own epochs" if settings.point_budgets else "documented points too"
         print(f"search {settings.storage}/{name}: {', '.join(s.family for s in spaces)}; "
               f"{settings.num_samples} trials, up to {settings.max_epochs} epochs ({own}), "
               f"ASHA grace {settings.grace_period}, selecting on {settings.metric}", flush=True)
 
-    from fer_search.search.ray_tune import run_search
+    from fer_search.search.ray_tune import budget_ran_out, run_search
 
-    run_search(spaces, data, settings, resume=args.resume)
+    run_search(spaces, data, settings, resume=args.resume, num_samples=record.num_samples if record else None)
+    if budget_ran_out():
+        print(f"\nthe time budget ({args.time_budget:g} min) ran out: running trials were stopped at the end of "
+              "their epoch (their best epochs are kept), and no new trial was started")
     if "://" in storage:
         print(f"\nresults: {storage}/{name}")
         return 0
-    return _print_outcome(storage, name, settings.metric, args)
+    return _print_outcome(storage, name, settings.metric, args, budget_ran_out())
+
+
+def _take_from_record(args, record: ExperimentRecord) -> None:
+    """--resume: what the user leaves out comes from the experiment's record; what differs is refused
+    (families, space files) or, where the restored search keeps its own, warned about and ignored."""
+    defaults = args.run_parser
+    given = {key for key, value in vars(args).items() if value != defaults.get_default(key)}
+    families = [n.strip() for n in args.families.split(",") if n.strip()] if args.families else []
+    spaces = sorted(str(Path(path).absolute()) for path in args.space)
+    if (families or spaces) and (sorted(families), spaces) != (sorted(record.families), sorted(record.space_files)):
+        searched = ", ".join(record.families + record.space_files)
+        raise UserError(f"--resume: this experiment searched {searched}; leave FAMILY and --space out to resume it, "
+                        "or start a new --name for another search")
+    args.families = ",".join(record.families) or None
+    args.space = list(record.space_files)
+    if "data" not in given:
+        args.data = record.data
+    if "seed" in given and args.seed != record.val_seed:
+        raise UserError(f"--resume: --seed {args.seed} would carve another validation split than the experiment's "
+                        f"(seed {record.val_seed}); leave --seed out")
+    if "num_samples" not in given:
+        args.num_samples = record.num_samples
+    if args.num_samples < record.num_samples:
+        raise UserError(f"--resume: --num-samples {args.num_samples} is fewer than the experiment's "
+                        f"{record.num_samples}; it can only grow")
+    same = {key for key in ("metric", "max_epochs", "keep_test_copies") if getattr(args, key) == getattr(record, key)}
+    kept = sorted((given - same) & {"metric", "max_epochs", "grace_period", "reduction_factor", "max_train_images",
+                                    "set", "smoke", "retries", "wandb", "keep_test_copies"})
+    args.seed, args.keep_test_copies, args.metric = record.val_seed, record.keep_test_copies, record.metric
+    args.max_epochs = record.max_epochs
+    if kept:
+        print("warning: --resume keeps the experiment's own settings; ignoring "
+              + ", ".join("--" + key.replace("_", "-") for key in kept), file=sys.stderr)
+
+
+def _new_record(args, spaces, data, settings) -> ExperimentRecord:
+    from fer_search.search.record import ExperimentRecord, fingerprint, val_ids_hash
+
+    return ExperimentRecord(
+        families=[s.family for s in spaces if s.source.startswith("search_spaces/")],
+        space_files=[str(Path(path).absolute()) for path in args.space],
+        data=args.data if args.data == "synthetic" else str(Path(args.data).absolute()),
+        data_fingerprint=fingerprint(data), val_seed=args.seed, val_fraction=VAL_FRACTION,
+        val_ids_hash=val_ids_hash(data), keep_test_copies=args.keep_test_copies, metric=settings.metric,
+        max_epochs=settings.max_epochs, num_samples=settings.num_samples, command=sys.argv[1:])
+
+
+def _check_run_options(args, budget: dict[str, int]) -> None:
+    """Numbers Tune or ASHA would take and then hang on, or fail deep inside with: one line each."""
+    least = {**{key: 1 for key in budget}, "max_train_images": 0, "cpus_per_trial": 1, "gpus": 0, "cpus": 1,
+             "retries": 0, "reduction_factor": 2}  # ASHA's rungs need a factor of 2 or more
+    values = {**budget, **{key: getattr(args, key)
+                           for key in ("cpus_per_trial", "gpus", "cpus", "reduction_factor", "retries")}}
+    for key, value in values.items():
+        if value is not None and value < least[key]:
+            raise UserError(f"--{key.replace('_', '-')} must be at least {least[key]}, got {value}")
+    for key in ("gpus_per_trial", "time_budget"):
+        value = getattr(args, key)
+        if value is not None and not value > 0:
+            raise UserError(f"--{key.replace('_', '-')} must be more than 0, got {value:g}")
 
 
 def _family_names(families: str | None) -> list[str]:
@@ -267,7 +353,7 @@ def _check_wandb() -> None:
                         "offline with WANDB_MODE=offline (upload later with `wandb sync`)")
 
 
-def _print_outcome(storage: str, name: str, metric: str, args) -> int:
+def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: bool) -> int:
     """The best trials, where everything is, and what to run next."""
     from collections import Counter
 
@@ -288,13 +374,22 @@ def _print_outcome(storage: str, name: str, metric: str, args) -> int:
             print(f"{trial.name:<34} {trial.status:<14} {trial.epochs:>6} {summary['best_epoch']:>5} "
                   f"{m[metric]:>13.4f} {m['val_macro_f1']:>13.4f} {test:>10}")
         print("* test is reported, never used to select")
+    for trial in trials:
+        if trial.failure():
+            print(f"failed:      {trial.name}: {trial.failure()}")
+    collapsing = [t.name for t in trials if t.config.get("imbalance") == "both"]
+    if collapsing:  # the trainer's warning is off inside trials, so the outcome says it once
+        print(f"note:        {', '.join(collapsing)}: imbalance=both (weighted loss + oversampling) is the documented "
+              "v3 combination that collapsed to predicting 'disgust' only; a low score is its expected result")
     quoted_storage = shlex.quote(storage)
-    print(f"\nresults:     {storage}/{name}  (best/model.pt, best/probs.npz per trial)")
+    print(f"\nresults:     {storage}/{name}  (each trial's best epoch: TRIAL/checkpoint_*/best/model.pt, probs.npz)")
     print(f"tensorboard: tensorboard --logdir {quoted_storage}")
     print(f"next:        python -m fer_search ensemble --top 3 --storage {quoted_storage} --name {shlex.quote(name)}")
-    if counts[layout.RUNNING] or counts[layout.ERRORED]:
+    if counts[layout.RUNNING] or counts[layout.ERRORED] or budget_ran_out:
         command = ["run"] + ([args.families] if args.families else []) + [a for s in args.space for a in ("--space", s)]
         command += ["--data", args.data, "--storage", storage, "--name", name, "--resume"]
+        if budget_ran_out:
+            command += ["--time-budget", f"{args.time_budget:g}"]
         print(f"unfinished:  python -m fer_search {' '.join(shlex.quote(a) for a in command)}")
     if not scored:
         print("error: no trial finished an epoch; see error.txt in the trial folders", file=sys.stderr)

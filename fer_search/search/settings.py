@@ -8,11 +8,17 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_search.errors import UserError
 from search_spaces import SearchSpace
+
+
+# ViT at 224x224 (mode=documented) is by far the largest model: more than two trials on one GPU is
+# asking for out-of-memory errors, so a smaller share is warned about.
+VIT_LEAST_GPU_SHARE = 0.5
 
 
 @dataclass
@@ -38,6 +44,7 @@ class SearchSettings:
     # (ASHA does not stop it); False (--smoke) cuts every trial to the run's tiny budget.
     point_budgets: bool = True
     experiment_type: str = "search"  # W&B tag: "search" or "reproduce"
+    trial_retries: int = 2  # restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node)
 
     @property
     def objective(self) -> str:
@@ -72,6 +79,13 @@ def plan_resources(settings: SearchSettings, spaces: list[SearchSpace], *, cpus_
                         f"(found {gpus_found}); drop --gpus-per-trial to run on CPU")
     per_trial = {s.family: (settings.gpus_per_trial or s.gpus_per_trial) if gpus else 0.0 for s in spaces}
     for family, need in per_trial.items():
+        if need > 1:
+            raise UserError(f"a {family} trial asks for {need:g} GPUs: trials train on one GPU; pass "
+                            "--gpus-per-trial 1 or less")
+        if family == "vit" and 0 < need < VIT_LEAST_GPU_SHARE:
+            warnings.warn(f"--gpus-per-trial {need:g} puts {math.floor(1 / need)} ViT trials on one GPU; at 224x224 "
+                          "(mode=documented) they may run out of its memory (each trial's share caps its memory)",
+                          stacklevel=2)
         if need > gpus:
             raise UserError(f"a {family} trial asks for {need:g} GPU(s) but the search has {gpus}; "
                             f"pass --gpus-per-trial with at most {gpus}")
@@ -84,6 +98,16 @@ def plan_resources(settings: SearchSettings, spaces: list[SearchSpace], *, cpus_
     if gpus:
         concurrency = min(concurrency, math.floor(gpus / min(per_trial.values()) + 1e-9))
     return Resources(cpus, gpus, settings.cpus_per_trial, per_trial, concurrency)
+
+
+def check_fits_a_node(resources: Resources, nodes: list[dict[str, float]]) -> None:
+    """A trial runs on one node: refuse a request that none of `nodes` (Ray's resources per node) can hold."""
+    for family, gpus in resources.gpus_per_trial.items():
+        if any(node.get("CPU", 0) >= resources.cpus_per_trial and node.get("GPU", 0) >= gpus for node in nodes):
+            continue
+        sizes = "; ".join(f"{node.get('CPU', 0):g} CPU, {node.get('GPU', 0):g} GPU" for node in nodes)
+        raise UserError(f"no node can hold a {family} trial ({resources.cpus_per_trial} CPU, {gpus:g} GPU); the "
+                        f"nodes have: {sizes}. Lower --cpus-per-trial or --gpus-per-trial")
 
 
 def local_gpu_count() -> int:

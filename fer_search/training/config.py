@@ -161,8 +161,9 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 def _coerce(key: str, value: Any, annotation: str) -> Any:
     """Values from the command line or a search space arrive as str / numpy scalars."""
-    if value is None:
-        return None
+    optional = annotation.endswith(" | None")
+    if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
+        return None  # "none" unsets an optional field; for a choice field (schedule=none) it is the choice
     kind = annotation.replace(" | None", "")
     try:
         if kind == "bool":
@@ -186,7 +187,9 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
 
 
 def parse_set_options(pairs: list[str]) -> dict[str, Any]:
-    """`--set key=value` pairs -> dict; values are parsed as numbers, booleans or lists where they look so."""
+    """`--set key=value` pairs -> dict; values are parsed as numbers, booleans or lists where they look so.
+    "none" stays the string: it is a documented choice (schedule, imbalance, tta), and `_coerce` turns it
+    into None for the fields where None is the value."""
     import ast
 
     out: dict[str, Any] = {}
@@ -197,5 +200,5 @@ def parse_set_options(pairs: list[str]) -> dict[str, Any]:
         try:
             out[key.strip()] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
-            out[key.strip()] = {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
+            out[key.strip()] = {"true": True, "false": False}.get(raw.lower(), raw)
     return out

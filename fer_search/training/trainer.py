@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from timm.optim import param_groups_weight_decay
 from timm.utils import ModelEmaV3
-from tqdm.auto import tqdm
 
 from fer_search.data.types import NUM_CLASSES, FERData, Split
 from fer_search.errors import UserError
 from fer_search.models import create_model, model_normalization
+from fer_search.progress import progress_bar
 from fer_search.training import checkpoint
 from fer_search.training.config import TrainConfig
 from fer_search.training.imbalance import oversampled_epoch
@@ -50,6 +50,15 @@ class EpochState:
     best: BestSnapshot
     resume_state: Callable[[], dict[str, Any]]  # lazily built: only checkpointing callers pay for it
     finished_by: str | None = None  # set on the trainer's last epoch: "max_epochs" or "early_stopping"
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite: every later step would only spread it."""
+
+    def __init__(self, epoch: int, loss: float):
+        super().__init__(f"training diverged in epoch {epoch} (train loss {loss}); try a lower lr")
+        self.epoch = epoch
+        self.loss = loss
 
 
 @dataclass
@@ -121,7 +130,7 @@ def train(
     out_path = Path(out_dir) if out_dir is not None else None
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=(config.epochs - progress_state.epoch) * steps_per_epoch, disable=not progress, unit="step",
+    bar = progress_bar(total=(config.epochs - progress_state.epoch) * steps_per_epoch, enabled=progress, unit="step",
                desc=config.arch, dynamic_ncols=True)
     stop = False
     for epoch in range(progress_state.epoch + 1, config.epochs + 1):
@@ -129,6 +138,9 @@ def train(
         order = _epoch_order(config, labels, epoch_size, generator)
         train_loss, train_acc, seen = learner.epoch(images, labels, order, config.batch_size, steps_per_epoch, bar)
         train_seconds = time.perf_counter() - started
+        if not math.isfinite(train_loss):
+            bar.close()
+            raise TrainingDiverged(epoch, train_loss)
 
         val_probs = _predict(evaluator, val_split.images, dev)
         metrics: dict[str, float] = {
