@@ -78,7 +78,8 @@ def bagged_caruana(library_probs: np.ndarray, labels: np.ndarray, top: int, metr
     size = len(library_probs)
     votes = np.zeros(size)
     rng = np.random.default_rng(seed)
-    bag_size = max(1, min(size, round(bag_fraction * size)))
+    # A bag of one model is no selection, only a coin toss over the library: a library of two is searched whole.
+    bag_size = min(size, max(2, round(bag_fraction * size)))
     for _ in range(bags if size > bag_size else 1):
         bag = np.sort(rng.choice(size, bag_size, replace=False))
         votes[bag] += greedy_weights(library_probs[bag], labels, metric)

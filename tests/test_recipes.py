@@ -148,6 +148,16 @@ def test_bagged_caruana_keeps_at_most_k_and_prefers_the_strong():
     assert (weights > 0).sum() <= 3 and weights[:3].sum() > 0.9
 
 
+def test_bagged_caruana_searches_a_library_of_two_whole():
+    """Bags of one model would only weigh the two at random: greedy over both finds the blend that helps."""
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 7, 400)
+    truth = np.eye(7)[labels]
+    library = np.stack([0.15 * truth + 0.85 * rng.dirichlet(np.ones(7), 400) for _ in range(2)])
+    assert np.allclose(combine.bagged_caruana(library, labels, top=3, metric="val_acc"),
+                       combine.greedy_weights(library, labels, "val_acc"))
+
+
 def _shuffled_test_labels(data: FERData) -> FERData:
     labels = np.random.default_rng(0).permutation(data.test.labels)
     return dataclasses.replace(data, test=dataclasses.replace(data.test, labels=labels))

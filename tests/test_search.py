@@ -128,6 +128,15 @@ def test_resources_share_gpus_by_family():
         plan_resources(SearchSettings("/x", "n", gpus_per_trial=0.25), [vit], cpus_found=4, gpus_found=1)
 
 
+def test_trials_can_share_a_cpu_core():
+    """--cpus-per-trial below 1: more one-thread trials than cores (a CPU search's trials all in one wave)."""
+    cnn = load_space("simple_cnn")
+    assert plan_resources(SearchSettings("/x", "n", cpus_per_trial=0.66), [cnn], cpus_found=2,
+                          gpus_found=0).concurrency == 3
+    assert plan_resources(SearchSettings("/x", "n", cpus_per_trial=0.5), [cnn], cpus_found=2,
+                          gpus_found=0).concurrency == 4
+
+
 def test_a_trial_no_node_can_hold_fails_naming_the_node_sizes():
     plan = plan_resources(SearchSettings("/x", "n", cpus_per_trial=4), [load_space("resnet")], cpus_found=8,
                           gpus_found=2)
@@ -175,7 +184,7 @@ def test_a_trial_with_a_gpu_share_uses_cuda_capped_to_its_share_or_fails(monkeyp
      "storage folder /proc/fer_search_runs is not writable"),
     (["run", "simple_cnn", "--max-epochs", "0"], "--max-epochs must be at least 1"),
     (["run", "simple_cnn", "--reduction-factor", "1"], "--reduction-factor must be at least 2, got 1"),
-    (["run", "simple_cnn", "--cpus-per-trial", "0"], "--cpus-per-trial must be at least 1, got 0"),
+    (["run", "simple_cnn", "--cpus-per-trial", "0"], "--cpus-per-trial must be more than 0, got 0"),
     (["run", "simple_cnn", "--gpus", "-1"], "--gpus must be at least 0, got -1"),
     (["run", "simple_cnn", "--gpus-per-trial", "0"], "--gpus-per-trial must be more than 0, got 0"),
     (["run", "simple_cnn", "--time-budget", "-5"], "--time-budget must be more than 0, got -5"),

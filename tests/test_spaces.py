@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import optuna
 import pytest
@@ -217,3 +218,13 @@ def test_unreadable_space_files(tmp_path):
         load_space("cnn")
     with pytest.raises(UserError, match="expected a mapping with family"):
         load_space(_write(tmp_path, "- 1\n- 2\n"))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "benchmarks").glob("*space*.yaml")),
+                         ids=lambda path: path.name)
+def test_the_benchmarks_space_files_load_and_their_points_are_valid(path):
+    """The benchmarks' spaces are run only by scripts too slow for the tests: a typo must fail here."""
+    space = load_space(str(path))
+    assert space.points
+    for name in space.points:
+        TrainConfig.from_flat(space.point_config(name))

@@ -89,7 +89,8 @@ def _add_shared_options(p, *, storage_help: str, name_help: str) -> None:
     p.add_argument("--gpus-per-trial", type=float, metavar="F",
                    help="GPU share of one trial, e.g. 0.25 runs 4 on a GPU "
                         "[per family: 0.25 CNNs, 0.5 resnet/mobilevit, 1 vit]")
-    p.add_argument("--cpus-per-trial", metavar="N", type=int, default=1, help="CPUs of one trial [%(default)s]")
+    p.add_argument("--cpus-per-trial", metavar="N", type=float, default=1,
+                   help="CPUs of one trial; below 1 shares a core, e.g. 0.5 runs 2 one-thread trials on it [%(default)g]")
     p.add_argument("--seed", metavar="N", type=int, default=0,
                    help="seed of the validation split, TPE and training [%(default)s]")
     p.add_argument("--max-train-images", metavar="N", type=int,
@@ -247,14 +248,14 @@ def _new_record(args, spaces, data, settings) -> ExperimentRecord:
 
 def _check_run_options(args, budget: dict[str, int]) -> None:
     """Numbers Tune or ASHA would take and then hang on, or fail deep inside with: one line each."""
-    least = {**{key: 1 for key in budget}, "max_train_images": 0, "cpus_per_trial": 1, "gpus": 0, "cpus": 1,
+    least = {**{key: 1 for key in budget}, "max_train_images": 0, "gpus": 0, "cpus": 1,
              "retries": 0, "reduction_factor": 2}  # ASHA's rungs need a factor of 2 or more
     values = {**budget, **{key: getattr(args, key)
-                           for key in ("cpus_per_trial", "gpus", "cpus", "reduction_factor", "retries")}}
+                           for key in ("gpus", "cpus", "reduction_factor", "retries")}}
     for key, value in values.items():
         if value is not None and value < least[key]:
             raise UserError(f"--{key.replace('_', '-')} must be at least {least[key]}, got {value}")
-    for key in ("gpus_per_trial", "time_budget"):
+    for key in ("cpus_per_trial", "gpus_per_trial", "time_budget"):
         value = getattr(args, key)
         if value is not None and not value > 0:
             raise UserError(f"--{key.replace('_', '-')} must be more than 0, got {value:g}")

@@ -238,7 +238,7 @@ def _trial_device(gpu_share: float) -> str:
     return "cuda"
 
 
-def _trial_resources(cpus: int, gpus_by_family: dict[str, float], config: dict) -> tune.PlacementGroupFactory:
+def _trial_resources(cpus: float, gpus_by_family: dict[str, float], config: dict) -> tune.PlacementGroupFactory:
     return tune.PlacementGroupFactory([{"CPU": cpus, "GPU": gpus_by_family[config["family"]]}])
 
 

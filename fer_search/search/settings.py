@@ -34,7 +34,7 @@ class SearchSettings:
     cpus: int | None = None  # None: every CPU (of this machine, or of the cluster)
     gpus: int | None = None  # None: every visible GPU
     gpus_per_trial: float | None = None  # None: the family's default fraction
-    cpus_per_trial: int = 1
+    cpus_per_trial: float = 1  # below 1 shares a core between trials (each trains on one thread)
     address: str | None = None  # an existing Ray cluster ("auto" or HOST:PORT)
     time_budget_s: float | None = None
     wandb_project: str | None = None
@@ -63,7 +63,7 @@ class SearchSettings:
 class Resources:
     cpus: int
     gpus: int
-    cpus_per_trial: int
+    cpus_per_trial: float
     gpus_per_trial: dict[str, float]  # per family
     concurrency: int
 
@@ -93,8 +93,8 @@ def plan_resources(settings: SearchSettings, spaces: list[SearchSpace], *, cpus_
     if not 1 <= cpus <= cpus_found:
         raise UserError(f"--cpus {cpus}: between 1 and the {cpus_found} CPU(s) found")
     if settings.cpus_per_trial > cpus:
-        raise UserError(f"--cpus-per-trial {settings.cpus_per_trial} is more than the search's {cpus} CPU(s)")
-    concurrency = cpus // settings.cpus_per_trial
+        raise UserError(f"--cpus-per-trial {settings.cpus_per_trial:g} is more than the search's {cpus} CPU(s)")
+    concurrency = math.floor(cpus / settings.cpus_per_trial + 1e-9)
     if gpus:
         concurrency = min(concurrency, math.floor(gpus / min(per_trial.values()) + 1e-9))
     return Resources(cpus, gpus, settings.cpus_per_trial, per_trial, concurrency)
@@ -106,7 +106,7 @@ def check_fits_a_node(resources: Resources, nodes: list[dict[str, float]]) -> No
         if any(node.get("CPU", 0) >= resources.cpus_per_trial and node.get("GPU", 0) >= gpus for node in nodes):
             continue
         sizes = "; ".join(f"{node.get('CPU', 0):g} CPU, {node.get('GPU', 0):g} GPU" for node in nodes)
-        raise UserError(f"no node can hold a {family} trial ({resources.cpus_per_trial} CPU, {gpus:g} GPU); the "
+        raise UserError(f"no node can hold a {family} trial ({resources.cpus_per_trial:g} CPU, {gpus:g} GPU); the "
                         f"nodes have: {sizes}. Lower --cpus-per-trial or --gpus-per-trial")
 
 
