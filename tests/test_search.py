@@ -36,7 +36,7 @@ def test_documented_points_run_first(trials):
 
 
 def test_asha_stops_are_pruned_in_optuna(tiny_search, trials):
-    from fer_search.search.ray_tune import load_study
+    from fer_search.search.study import load_study  # from the experiment's database, not Ray's searcher pickle
 
     statuses = {t.status for t in trials}
     assert statuses <= {layout.COMPLETED, layout.STOPPED}

@@ -50,6 +50,13 @@ def add_run_parser(subparsers) -> None:
                    help="GPU share of one trial, e.g. 0.25 runs 4 on a GPU "
                         "[per family: 0.25 CNNs, 0.5 resnet/mobilevit, 1 vit]")
     p.add_argument("--cpus-per-trial", metavar="N", type=int, default=1, help="CPUs of one trial [%(default)s]")
+    p.add_argument("--study-storage", metavar="URL",
+                   help="database of the Optuna study (any Optuna supports: sqlite:////abs/studies.db, "
+                        "postgresql://..., mysql://...); a study named like the experiment there is continued "
+                        "[study.db in the experiment folder]")
+    p.add_argument("--continue-study", metavar="EXPERIMENT",
+                   help="a new experiment whose trials join EXPERIMENT's study: TPE goes on from its history and the "
+                        "documented points are not run again (with --study-storage: the study EXPERIMENT there)")
     p.add_argument("--address", help="connect to a running Ray cluster: auto or HOST:PORT (see docs/cluster.md)")
     p.add_argument("--time-budget", type=float, metavar="MINUTES", help="stop the search after this long")
     p.add_argument("--seed", metavar="N", type=int, default=0,
@@ -118,6 +125,7 @@ def _cmd_run(args) -> int:
         time_budget_s=args.time_budget * 60 if args.time_budget else None,
         wandb_project=args.wandb_project if args.wandb else None, fixed=parse_set_options(args.set), **budget,
     )
+    settings.study = _study_location(args, storage, name, [s.family for s in spaces], settings.objective)
     for space in spaces:  # a bad --set fails here, not inside every trial
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # imbalance=both of a documented point
@@ -146,6 +154,36 @@ def _cmd_run(args) -> int:
         print(f"\nresults: {storage}/{name}")
         return 0
     return _print_outcome(storage, name, settings.metric, args)
+
+
+def _study_location(args, storage: str, name: str, families: list[str], objective: str):
+    """The study: the one --continue-study or --study-storage names, else study.db in the experiment folder
+    (None with --resume: the experiment continues its own)."""
+    from fer_search.search import study
+
+    if args.resume:
+        if args.study_storage or args.continue_study:
+            raise UserError("--resume continues the experiment's own study; drop --study-storage and --continue-study")
+        return None
+    if args.continue_study:
+        if args.study_storage:
+            location = study.StudyLocation(study.database_url(args.study_storage), args.continue_study)
+        elif "://" in storage:
+            raise UserError(f"--continue-study {args.continue_study} with --storage {storage}: pass --study-storage "
+                            "URL too, the database that holds the study")
+        else:
+            location = study.find(f"{storage}/{args.continue_study}")
+    elif args.study_storage:
+        location = study.StudyLocation(study.database_url(args.study_storage), name)
+    else:  # a new experiment's own study.db: new too (run_search refuses an experiment that exists)
+        return study.default_location(storage, name)
+    trials = study.existing_trials(location, families, objective)
+    if args.continue_study and not trials:
+        raise UserError(f"--continue-study {args.continue_study}: study '{location.study_name}' in "
+                        f"{location.storage} has no trials to continue")
+    print(f"study: {'continuing' if trials else 'new'} '{location.study_name}'"
+          + (f" ({trials} trials so far)" if trials else "") + f" in {location.storage}", flush=True)
+    return location
 
 
 def _spaces(args):
@@ -201,6 +239,7 @@ def _print_outcome(storage: str, name: str, metric: str, args) -> int:
     quoted_storage = shlex.quote(storage)
     print(f"\nresults:     {storage}/{name}  (best/model.pt, best/probs.npz per trial)")
     print(f"tensorboard: tensorboard --logdir {quoted_storage}")
+    print(f"study:       python -m fer_search dashboard {shlex.quote(name)} --storage {quoted_storage}")
     print(f"next:        python -m fer_search ensemble --top 3 --storage {quoted_storage} --name {shlex.quote(name)}")
     if counts[layout.RUNNING] or counts[layout.ERRORED]:
         command = ["run"] + ([args.families] if args.families else []) + [a for s in args.space for a in ("--space", s)]

@@ -28,6 +28,7 @@ from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 
 from fer_search.data.types import FERData  # noqa: E402
 from fer_search.errors import UserError  # noqa: E402
+from fer_search.search import study  # noqa: E402
 from fer_search.search.layout import FINISHED_KEY  # noqa: E402
 from fer_search.search.sampler import SpaceSampler  # noqa: E402
 from fer_search.search.settings import (SearchSettings, local_cpu_count, local_gpu_count,  # noqa: E402
@@ -42,6 +43,8 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
         raise UserError(f"nothing to resume at {path}: no search was started there (check --storage and --name)")
     if not resume and tune.Tuner.can_restore(path):
         raise UserError(f"experiment {path} exists already; add --resume to continue it, or pick another --name")
+    if not resume:
+        study.record(path, settings.study_location())
     if settings.address is None:
         # Before starting Ray: a GPU trial on a machine without one would wait forever.
         resources = plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
@@ -70,7 +73,8 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
 
 def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, concurrency: int) -> tune.Tuner:
     sampler = SpaceSampler(spaces, settings.overrides())
-    searcher = TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed)
+    searcher = TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
+                                    location=settings.study_location())
     scheduler = ASHAScheduler(time_attr="training_iteration", metric=settings.objective, mode="max",
                               max_t=settings.max_epochs, grace_period=min(settings.grace_period, settings.max_epochs),
                               reduction_factor=settings.reduction_factor)
@@ -133,12 +137,17 @@ class TruthfulOptunaSearch(OptunaSearch):
     last one as the value, which TPE ranks below every completed trial.
     """
 
-    def __init__(self, sampler: SpaceSampler, *, metric: str, seed: int):
+    def __init__(self, sampler: SpaceSampler, *, metric: str, seed: int, location: study.StudyLocation):
         # Constant liar: parallel trials that are still running count as bad, so TPE spreads out.
         tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-        super().__init__(space=sampler, metric=metric, mode="max", sampler=tpe)
-        for params, attributes in sampler.documented_points():
-            self._ot_study.enqueue_trial(params, user_attrs=attributes)
+        # The study lives in its database (Ray creates it there, or loads it to continue it), not only in
+        # Ray's pickle of this searcher.
+        super().__init__(space=sampler, metric=metric, mode="max", sampler=tpe,
+                         storage=optuna.storages.RDBStorage(location.storage), study_name=location.study_name)
+        if not self._ot_study.trials:  # a continued study has run its documented points already
+            study.label_new_study(self._ot_study, list(sampler.spaces), metric)
+            for params, attributes in sampler.documented_points():
+                self._ot_study.enqueue_trial(params, user_attrs=attributes)
 
     def suggest(self, trial_id: str) -> dict:
         # The sampler's configuration as it is: Ray's version would mix in Optuna's internal
@@ -154,13 +163,6 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._ot_trials[trial_id].report(result[self.metric], result["training_iteration"])
         self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
         self._completed_trials.add(trial_id)
-
-
-def load_study(experiment_path: str | Path) -> optuna.Study:
-    """The Optuna study of a search, as saved with the experiment (Ray's searcher state)."""
-    searcher = TruthfulOptunaSearch.__new__(TruthfulOptunaSearch)
-    searcher.restore_from_dir(str(experiment_path))
-    return searcher._ot_study
 
 
 class ConsoleReporter(tune.Callback):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_search.errors import UserError
+from fer_search.search.study import StudyLocation, default_location
 from search_spaces import SearchSpace
 
 
@@ -34,11 +35,15 @@ class SearchSettings:
     wandb_project: str | None = None
     max_train_images: int = 0  # cap per epoch (smoke runs); 0 = all
     fixed: dict = field(default_factory=dict)  # `run --set KEY=VALUE`: options every trial gets
+    study: StudyLocation | None = None  # None: study.db in the experiment folder, named after the experiment
 
     @property
     def objective(self) -> str:
         """What ASHA and TPE compare: the best value of the metric so far, i.e. the kept checkpoint's."""
         return f"best_{self.metric}"
+
+    def study_location(self) -> StudyLocation:
+        return self.study or default_location(self.storage, self.name)
 
     def overrides(self) -> dict:
         """Trainer options every trial gets, whatever its space says."""
