@@ -20,7 +20,7 @@ def add_analysis_parsers(subparsers) -> None:
     p = subparsers.add_parser(
         "leaderboard", help="every trial of a search, the best per family, imbalance comparison",
         description="Every trial of the chosen experiments (best first by the validation metric; test columns are "
-                    "reported only), the best trial per family, "
+                    "reported only; the node each ran on, once trials ran on several), the best trial per family, "
                     "the class-imbalance options compared, and the experiments' Optuna studies side by side.")
     _add_trial_options(p)
     p.add_argument("--csv", dest="csv_out", help="also write the full table (every config key a column) to this CSV")

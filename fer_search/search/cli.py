@@ -15,6 +15,8 @@ DEFAULTS = {"num_samples": 20, "max_epochs": 20, "grace_period": 0, "max_train_i
 # --smoke: a tiny end-to-end budget: about a minute on 2 CPUs with --data synthetic (3,600 training images).
 SMOKE = {"num_samples": 4, "max_epochs": 3, "grace_period": 1, "max_train_images": 4096}
 WANDB_PROJECT = "facial-expression-recognition"  # the documented series' project
+# On a cluster a node can go away mid-search; its trials then start again from their last checkpoint elsewhere.
+CLUSTER_MAX_FAILURES = 3
 
 
 def add_run_parser(subparsers) -> None:
@@ -58,6 +60,15 @@ def add_run_parser(subparsers) -> None:
                    help="a new experiment whose trials join EXPERIMENT's study: TPE goes on from its history and the "
                         "documented points are not run again (with --study-storage: the study EXPERIMENT there)")
     p.add_argument("--address", help="connect to a running Ray cluster: auto or HOST:PORT (see docs/cluster.md)")
+    p.add_argument("--storage-shared", action="store_true",
+                   help="with --address: --storage is a folder every node sees at the same path (e.g. an NFS mount); "
+                        "without it a local folder is refused on a cluster of more than one node")
+    p.add_argument("--ship-code", action="store_true",
+                   help="with --address: send this checkout's fer_search and search_spaces to every node (Ray "
+                        "runtime_env), so nodes without the install, or with another version, run it")
+    p.add_argument("--max-failures", metavar="N", type=int,
+                   help="times a failed trial starts again from its last checkpoint, e.g. after losing its node "
+                        f"[{CLUSTER_MAX_FAILURES} with --address, else 0]")
     p.add_argument("--time-budget", type=float, metavar="MINUTES", help="stop the search after this long")
     p.add_argument("--seed", metavar="N", type=int, default=0,
                    help="seed of the validation split, TPE and training [%(default)s]")
@@ -108,7 +119,14 @@ def _cmd_run(args) -> int:
         least = 0 if key == "max_train_images" else 1
         if value < least:
             raise UserError(f"--{key.replace('_', '-')} must be at least {least}, got {value}")
+    if args.max_failures is not None and args.max_failures < 0:
+        raise UserError(f"--max-failures must be at least 0, got {args.max_failures}")
+    if args.ship_code and args.address is None:
+        raise UserError("--ship-code sends this checkout to a cluster's nodes: add --address (a search on this machine "
+                        "runs this checkout already)")
     storage = resolve_storage(args.storage)
+    if storage != args.storage:
+        print(f"storage: {storage} (--storage {args.storage})")
     name = args.name
     if name is None:
         if args.resume:
@@ -121,6 +139,9 @@ def _cmd_run(args) -> int:
     settings = SearchSettings(
         storage=storage, name=name, metric=args.metric, seed=args.seed, cpus=args.cpus, gpus=args.gpus,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, address=args.address,
+        storage_shared=args.storage_shared, ship_code=args.ship_code,
+        max_failures=(args.max_failures if args.max_failures is not None
+                      else CLUSTER_MAX_FAILURES if args.address else 0),
         reduction_factor=args.reduction_factor,
         time_budget_s=args.time_budget * 60 if args.time_budget else None,
         wandb_project=args.wandb_project if args.wandb else None, fixed=parse_set_options(args.set), **budget,

@@ -24,8 +24,14 @@ MODEL_FILE = "model.pt"
 PROBS_FILE = "probs.npz"
 SUMMARY_FILE = "summary.json"
 FINISHED_KEY = "finished_by"  # in the last result of a trial the trainer ended itself: "max_epochs" | "early_stopping"
+NODE_KEY = "node_id"  # in every result: the Ray node that ran the epoch
 
 COMPLETED, STOPPED, ERRORED, RUNNING = "completed", "stopped early", "errored", "running"
+
+
+def short_node_id(node_id: str) -> str:
+    """The leading hex digits of a Ray node id: enough to tell a cluster's nodes apart."""
+    return node_id[:8]
 
 
 @dataclass
@@ -76,6 +82,16 @@ class Trial:
     @property
     def epochs(self) -> int:
         return int(self.last_result.get("training_iteration", 0))
+
+    @cached_property
+    def results(self) -> list[dict[str, Any]]:
+        """Every result so far (Ray's result.json), one per epoch."""
+        return _results(self.path / "result.json")
+
+    @property
+    def nodes(self) -> list[str]:
+        """The Ray nodes its epochs ran on, in order: two for a trial restored elsewhere after losing its node."""
+        return list(dict.fromkeys(row[NODE_KEY] for row in self.results if row.get(NODE_KEY)))
 
     @cached_property
     def progress(self) -> pd.DataFrame:
@@ -144,13 +160,20 @@ def list_trials(storage: str | Path, name: str) -> list[Trial]:
 
 
 def _last_result(path: Path) -> dict[str, Any]:
+    rows = _results(path)
+    return rows[-1] if rows else {}
+
+
+def _results(path: Path) -> list[dict[str, Any]]:
+    """The rows of a result.json, one per epoch."""
     try:
         lines = path.read_text().splitlines()
     except FileNotFoundError:
-        return {}
-    for line in reversed(lines):
+        return []
+    rows = []
+    for line in lines:
         try:
-            return json.loads(line)
+            rows.append(json.loads(line))
         except json.JSONDecodeError:
             continue  # a line cut short by an interrupted write
-    return {}
+    return rows

@@ -25,15 +25,20 @@ from ray import tune  # noqa: E402
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from fer_search.data.types import FERData  # noqa: E402
 from fer_search.errors import UserError  # noqa: E402
-from fer_search.search import study  # noqa: E402
-from fer_search.search.layout import FINISHED_KEY  # noqa: E402
+from fer_search.search import cluster_checks, code_probe, study  # noqa: E402
+from fer_search.search.layout import FINISHED_KEY, NODE_KEY  # noqa: E402
 from fer_search.search.sampler import SpaceSampler  # noqa: E402
-from fer_search.search.settings import (SearchSettings, local_cpu_count, local_gpu_count,  # noqa: E402
-                                        plan_resources)
+from fer_search.search.settings import (Resources, SearchSettings, local_cpu_count,  # noqa: E402
+                                        local_gpu_count, plan_resources)
 from search_spaces import SearchSpace  # noqa: E402
+
+
+# To answer the code check a node starts a Python worker (with --ship-code, after unpacking the code).
+CODE_PROBE_TIMEOUT_S = 180
 
 
 def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSettings, *, resume: bool = False) -> str:
@@ -51,14 +56,16 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
     _quiet()
     ray.init(address=settings.address, num_cpus=None if settings.address else resources.cpus,
              num_gpus=None if settings.address else resources.gpus, include_dashboard=False,
+             runtime_env=cluster_checks.shipped_code() if settings.ship_code else None,
              log_to_driver=False, logging_level=logging.ERROR)
     try:
         if settings.address is not None:
-            cluster = ray.cluster_resources()
-            resources = plan_resources(settings, spaces, cpus_found=int(cluster.get("CPU", 0)),
-                                       gpus_found=int(cluster.get("GPU", 0)))
+            resources = _check_cluster(settings, spaces)
+        # The driver puts the data set into the object store once; each node fetches that one object for all of
+        # its trials. (In a list: with_parameters puts its arguments, and Ray refuses to put a bare ObjectRef.)
+        data_ref = ray.put(data)
         trainable = tune.with_resources(
-            tune.with_parameters(_trainable, data=data),
+            tune.with_parameters(_trainable, data_refs=[data_ref]),
             functools.partial(_trial_resources, resources.cpus_per_trial, resources.gpus_per_trial),
         )
         if resume:
@@ -69,6 +76,36 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
     finally:
         ray.shutdown()
     return path
+
+
+def _check_cluster(settings: SearchSettings, spaces: list[SearchSpace]) -> Resources:
+    """The checks of cluster_checks.py on the cluster's live nodes, before any trial starts."""
+    nodes = [cluster_checks.Node(n["NodeID"], n["NodeManagerAddress"], n["Resources"].get("CPU", 0),
+                                 n["Resources"].get("GPU", 0)) for n in ray.nodes() if n["Alive"]]
+    cluster_checks.check_storage(settings.storage, len(nodes), settings.storage_shared)
+    total = ray.cluster_resources()
+    resources = plan_resources(settings, spaces, cpus_found=int(total.get("CPU", 0)),
+                               gpus_found=int(total.get("GPU", 0)))
+    cluster_checks.check_trial_fits(resources.cpus_per_trial, resources.gpus_per_trial, nodes)
+    cluster_checks.check_code(code_probe.code_fingerprint(), _code_on_nodes(nodes))
+    return resources
+
+
+def _code_on_nodes(nodes: list[cluster_checks.Node]) -> dict:
+    """Each node's code_fingerprint(), or why it could not be asked."""
+    # By value, not as a reference to fer_search: the probe must run where fer_search is missing or differs.
+    ray.cloudpickle.register_pickle_by_value(code_probe)
+    probe = ray.remote(num_cpus=0)(code_probe.code_fingerprint)
+    asked = {node: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False)).remote()
+             for node in nodes}
+    answers = {}
+    for node, answer in asked.items():
+        try:
+            answers[node] = ray.get(answer, timeout=CODE_PROBE_TIMEOUT_S)
+        except ray.exceptions.RayError as exc:  # a timeout included
+            lines = str(exc).strip().splitlines()
+            answers[node] = lines[-1] if lines else type(exc).__name__
+    return answers
 
 
 def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, concurrency: int) -> tune.Tuner:
@@ -96,18 +133,25 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
             name=settings.name, storage_path=settings.storage, verbose=0, callbacks=callbacks,
             # The newest checkpoint holds the best epoch's files (best/), so one is all a trial keeps.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            # A failed trial (e.g. its node was lost) starts again from its last checkpoint, on any node.
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             # Trials write TensorBoard files into their working directory; this copies them to storage.
             sync_config=tune.SyncConfig(sync_artifacts=True),
         ),
     )
 
 
-def _trainable(config: dict, data: FERData) -> None:
+def _trainable(config: dict, data_refs: list) -> None:
     from fer_search.search.trial import load_checkpoint, run_trial
+
+    data = ray.get(data_refs[0])
+    # Recorded with every result: the node the trial ran on (the leaderboard shows it), and the stored data
+    # set it read (one object for every trial of the search).
+    placement = {NODE_KEY: ray.get_runtime_context().get_node_id(), "data_object_id": data_refs[0].hex()}
 
     def report(metrics: dict, directory: str) -> None:
         # Ray copies the directory to storage before report() returns, so the caller may delete it.
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        tune.report({**metrics, **placement}, checkpoint=tune.Checkpoint.from_directory(directory))
 
     resume = None
     restored = tune.get_checkpoint()
@@ -205,6 +249,9 @@ class ConsoleReporter(tune.Callback):
                else f"stopped early at epoch {result.get('training_iteration', 0)}")
         value = result.get(self.objective)
         self._say(trials, f"end    {trial}: {how}" + (f", {self.objective} {value:.4f}" if value is not None else ""))
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self._say(trials, f"retry  {trial}: failed (a lost node?); starts again from its last checkpoint")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.running.discard(trial.trial_id)

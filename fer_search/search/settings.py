@@ -31,6 +31,9 @@ class SearchSettings:
     gpus_per_trial: float | None = None  # None: the family's default fraction
     cpus_per_trial: int = 1
     address: str | None = None  # an existing Ray cluster ("auto" or HOST:PORT)
+    storage_shared: bool = False  # --storage-shared: a local --storage is the same shared folder on every node
+    ship_code: bool = False  # --ship-code: send this checkout's trial packages to the cluster's nodes
+    max_failures: int = 0  # restarts of a failed trial from its last checkpoint (e.g. after losing its node)
     time_budget_s: float | None = None
     wandb_project: str | None = None
     max_train_images: int = 0  # cap per epoch (smoke runs); 0 = all
