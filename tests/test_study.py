@@ -29,6 +29,7 @@ def test_the_search_keeps_its_study_in_the_experiment_database(tiny_search):
     loaded = study.load_study(experiment)
     assert (experiment / study.STUDY_DB).is_file() and loaded.study_name == "tiny"
     assert [t.number for t in loaded.trials] == list(range(6))
+    assert {t.user_attrs["experiment"] for t in loaded.trials} == {"tiny"}
     assert loaded.user_attrs == {"families": ["simple_cnn", "deeper_cnn"], "objective": "best_val_acc"}
 
 
@@ -82,7 +83,9 @@ def test_a_later_run_continues_the_study_and_leaderboard_compares_studies(tiny_s
     more = layout.list_trials(storage, "more")
     assert [(t.number, t.point) for t in more] == [(6, "tpe"), (7, "tpe")]  # documented points are not run again
     assert study.find(storage / "more") == study.find(storage / "tiny")
-    assert [t.number for t in study.load_study(storage / "tiny").trials] == list(range(8))
+    continued = study.load_study(storage / "tiny").trials
+    assert [t.number for t in continued] == list(range(8))
+    assert [t.user_attrs["experiment"] for t in continued] == ["tiny"] * 6 + ["more"] * 2
 
     assert main(["leaderboard", "--storage", str(storage), "--name", "tiny", "more"]) == 0
     printed = capsys.readouterr().out

@@ -111,7 +111,7 @@ def _code_on_nodes(nodes: list[cluster_checks.Node]) -> dict:
 def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, concurrency: int) -> tune.Tuner:
     sampler = SpaceSampler(spaces, settings.overrides())
     searcher = TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
-                                    location=settings.study_location())
+                                    location=settings.study_location(), experiment=settings.name)
     scheduler = ASHAScheduler(time_attr="training_iteration", metric=settings.objective, mode="max",
                               max_t=settings.max_epochs, grace_period=min(settings.grace_period, settings.max_epochs),
                               reduction_factor=settings.reduction_factor)
@@ -179,9 +179,13 @@ class TruthfulOptunaSearch(OptunaSearch):
     `finished_by`; any other end without an error is a stop (ASHA, or the time budget), and is
     told as PRUNED. Optuna then keeps its intermediate values (reported every epoch by Ray) and its
     last one as the value, which TPE ranks below every completed trial.
+
+    Each trial it asks the study for is labelled with the experiment, which a continued study holds several of.
     """
 
-    def __init__(self, sampler: SpaceSampler, *, metric: str, seed: int, location: study.StudyLocation):
+    def __init__(self, sampler: SpaceSampler, *, metric: str, seed: int, location: study.StudyLocation,
+                 experiment: str):
+        self._experiment = experiment
         # Constant liar: parallel trials that are still running count as bad, so TPE spreads out.
         tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
         # The study lives in its database (Ray creates it there, or loads it to continue it), not only in
@@ -198,7 +202,18 @@ class TruthfulOptunaSearch(OptunaSearch):
         # parameter names ("resnet.lr") and labels.
         if trial_id not in self._ot_trials:
             self._ot_trials[trial_id] = self._ot_study.ask()
+            self._ot_trials[trial_id].set_user_attr(study.EXPERIMENT_ATTR, self._experiment)
         return self._space(self._ot_trials[trial_id])
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        # On --resume: trials this experiment asked for after Ray last saved its state died with the driver, and
+        # Ray will not run them. They are FAIL in the study, not RUNNING for ever (TPE's constant liar counts
+        # running trials as bad ones).
+        held = {trial.number for trial in self._ot_trials.values()}
+        for trial in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if trial.user_attrs.get(study.EXPERIMENT_ATTR) == self._experiment and trial.number not in held:
+                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if error or not result or FINISHED_KEY in result or trial_id in self._completed_trials:

@@ -24,6 +24,7 @@ from fer_search.errors import UserError
 STUDY_DB = "study.db"
 STUDY_FILE = "study.json"
 FAMILIES_ATTR, OBJECTIVE_ATTR = "families", "objective"  # study user attributes, set when it starts
+EXPERIMENT_ATTR = "experiment"  # trial user attribute: the experiment that ran it
 
 
 @dataclass(frozen=True)
