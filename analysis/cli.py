@@ -32,7 +32,7 @@ def add_analysis_parsers(subparsers) -> None:
                     "on validation, score validation and (once, reported only) test, and write OUT/report.md with "
                     "its figures, OUT/ensemble.pt (loads like a single model file) and, when the test split is "
                     "Kaggle's (test ids are CSV row numbers), OUT/submission.csv.")
-    _add_trial_options(p)
+    _add_trial_options(p, default_names="the newest experiment under storage")
     p.add_argument("--top", type=int, default=3, metavar="K",
                    help="members in the ensemble file (fewer usable: a warning, and those) [%(default)s]")
     p.add_argument("--method", choices=("mean", "greedy", "weighted"), default="greedy",
@@ -68,9 +68,9 @@ def add_analysis_parsers(subparsers) -> None:
     add_dashboard_parser(subparsers)
 
 
-def _add_trial_options(p) -> None:
+def _add_trial_options(p, default_names: str = "every experiment under storage") -> None:
     p.add_argument("--storage", default="./runs", help="the search's storage folder [%(default)s]")
-    p.add_argument("--name", nargs="+", metavar="NAME", help="experiment name(s) [every experiment under storage]")
+    p.add_argument("--name", nargs="+", metavar="NAME", help=f"experiment name(s) [{default_names}]")
     p.add_argument("--metric", choices=METRICS, help="validation metric to rank by [the one the search used]")
 
 
@@ -122,6 +122,7 @@ def _ensemble(args) -> int:
     from analysis import ensemble as ens
     from analysis.leaderboard import find_trials, leaderboard, search_metric
     from analysis.report import ENSEMBLE, score, write_report
+    from fer_search.search import layout
 
     if args.top < 1:
         raise UserError(f"--top must be at least 1, got {args.top}")
@@ -129,7 +130,12 @@ def _ensemble(args) -> int:
         raise UserError(f"{'--tta' if args.tta else '--refit'} needs the search's data: pass --data too")
     storage = Path(args.storage).absolute()
     out = Path(args.out).absolute() if args.out else storage / "ensemble"
-    trials = find_trials(storage, args.name)
+    names = args.name
+    if not names:  # one search's trials, not every search's pooled: the newest, and say so
+        names = layout.list_experiments(storage)[-1:]
+        if names:
+            print(f"experiment: {names[0]} (the newest under {storage}; --name picks others, or several)")
+    trials = find_trials(storage, names)
     candidates = ens.load_candidates(trials)
     if not candidates:
         raise UserError(f"no finished trial with stored results among the {len(trials)} trial(s) under {storage}")

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from analysis import AnalysisWarning
 from analysis import combine as fit
 from fer_search.data.types import CLASS_NAMES, UNLABELED
 from fer_search.errors import UserError
+from fer_search.progress import progress_bar
 from fer_search.search import layout
 from fer_search.training import checkpoint
 
@@ -36,7 +36,8 @@ class Member:
 
     @property
     def name(self) -> str:
-        return self.trial.name  # "<number>_<family>_<point>"
+        # Trial names repeat across experiments: "<experiment>/<number>_<family>_<point>".
+        return f"{self.trial.experiment}/{self.trial.name}"
 
     def score(self, metric: str) -> float:
         return fit.score(self.probs["val_probs"], self.probs["val_labels"], metric)
@@ -71,7 +72,7 @@ class Ensemble:
 def load_candidates(trials: list[layout.Trial], *, progress: bool = True) -> list[Member]:
     """Every finished trial whose stored probabilities load; the others are skipped with a warning."""
     members = []
-    for trial in tqdm(trials, desc="reading trials", unit="trial", disable=not progress, leave=False):
+    for trial in progress_bar(trials, desc="reading trials", unit="trial", enabled=progress, leave=False):
         if trial.status not in FINISHED:
             continue  # running or errored: listed by the leaderboard, never ensembled
         problem = None
@@ -188,7 +189,7 @@ def rescore_with_tta(members: list[Member], data, tta: str = "flip", *, device: 
     val_images = _images_by_id(stored["val_ids"], stored["val_labels"], [data.val, data.train], "validation")
     test_images = (_images_by_id(stored["test_ids"], stored["test_labels"], [data.test], "test")
                    if len(stored["test_ids"]) else None)
-    for member in tqdm(members, desc=f"{tta} TTA", unit="model", disable=not progress, leave=False):
+    for member in progress_bar(members, desc=f"{tta} TTA", unit="model", enabled=progress, leave=False):
         predictor = load_predictor(member.entry, device=device, tta=tta)
         member.probs["val_probs"] = predictor.predict_proba(val_images)
         if test_images is not None:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from fer_search.errors import UserError
+from fer_search.inference.onnx_model import OnnxPredictor
 from fer_search.training import load_predictor
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -60,13 +61,7 @@ def check_batch(batch: int, seed: int = 0) -> torch.Tensor:
 def run_exported(path: Path, fmt: str, pixels: np.ndarray) -> np.ndarray:
     """Run an exported file the way a deployment would: onnxruntime, or torch.jit.load."""
     if fmt == "onnx":
-        try:
-            import onnxruntime
-        except ImportError:
-            raise UserError("checking an ONNX export needs onnxruntime; install it with: "
-                            "pip install 'fer_search[export]'") from None
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return session.run(None, {"pixels": pixels.astype(np.float32)})[0]
+        return OnnxPredictor(path)(pixels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         module = torch.jit.load(str(path), map_location="cpu")

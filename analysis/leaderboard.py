@@ -52,11 +52,11 @@ def leaderboard(trials: list[layout.Trial], metric: str = "val_acc") -> pd.DataF
         rows.append({
             "experiment": trial.experiment, "trial": trial.name, "family": trial.family,
             "arch": config.get("arch", ""), "point": trial.point, "imbalance": config.get("imbalance", "none"),
-            "epochs": trial.epochs, "status": trial.status, **_best_metrics(trial, metric),
+            "epochs": trial.epochs, "status": trial.status, "device": trial.device, **_best_metrics(trial, metric),
             "node": _nodes(trial), "config": config,
         })
     table = pd.DataFrame(rows, columns=["experiment", "trial", "family", "arch", "point", "imbalance", "epochs",
-                                        "status", *METRIC_COLUMNS, "node", "config"])
+                                        "status", "device", *METRIC_COLUMNS, "node", "config"])
     table[METRIC_COLUMNS] = table[METRIC_COLUMNS].astype(float)
     table.insert(table.columns.get_loc("epochs"), "hyperparameters", _varying(table["config"]))
     return table.sort_values(metric, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
@@ -119,7 +119,10 @@ def imbalance_comparison(table: pd.DataFrame) -> pd.DataFrame:
 
 
 PRINTED = ["experiment", "trial", "family", "arch", "point", "imbalance", "hyperparameters", "epochs", "status",
-           *METRIC_COLUMNS]
+           "device", *METRIC_COLUMNS]
+# Printed headers, short enough that a row fits a wide terminal (the CSV keeps the full names).
+SHORT_HEADERS = {"val_macro_f1": "val_f1", "val_recall_disgust": "disgust_rec", "test_macro_f1": "test_f1"}
+HYPERPARAMETERS_WIDTH = 40
 
 
 def format_tables(table: pd.DataFrame, metric: str = "val_acc") -> str:
@@ -132,12 +135,24 @@ def format_tables(table: pd.DataFrame, metric: str = "val_acc") -> str:
         f"{len(table)} trials: " + ", ".join(f"{n} {status}" for status, n in counts.items())
         + f"; sorted by {metric} (test columns are reported only, never used for selection)"
         + (f"; ran on {len(nodes)} nodes" if spread else ""),
-        table[PRINTED + ["node"] if spread else PRINTED].to_string(**fmt),
+        _printable(table, node=spread).to_string(**fmt),
         "",
         "best trial per family",
-        best_per_family(table, metric)[PRINTED].to_string(**fmt),
+        _printable(best_per_family(table, metric)).to_string(**fmt),
         "",
         "class-imbalance options (validation; every trial with results)",
         imbalance_comparison(table).reset_index().to_string(**fmt),
     ]
     return "\n".join(lines)
+
+
+def _printable(table: pd.DataFrame, node: bool = False) -> pd.DataFrame:
+    """The printed columns: the experiment only when there are several, the node with `node`, hyperparameters
+    cut to a width."""
+    columns = [c for c in PRINTED if c != "experiment" or table["experiment"].nunique() > 1]
+    columns += ["node"] if node else []
+    shown = table[columns].rename(columns=SHORT_HEADERS)
+    cut = HYPERPARAMETERS_WIDTH - 3
+    shown["hyperparameters"] = [h if len(h) <= HYPERPARAMETERS_WIDTH else h[:cut] + "..."
+                                for h in shown["hyperparameters"]]
+    return shown

@@ -9,11 +9,11 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from analysis.ensemble import Ensemble
 from fer_search.data.types import FERData, Split
 from fer_search.errors import UserError
+from fer_search.progress import progress_bar
 from fer_search.training import TrainConfig, checkpoint, load_predictor, train
 
 
@@ -41,7 +41,7 @@ def refit(ensemble: Ensemble, data: FERData, out: Path, *, device: str = "cpu", 
     merged = train_plus_validation(data, ensemble.members[0].probs["val_ids"])
     voting = [(m, float(w)) for m, w in zip(ensemble.members, ensemble.weights) if w > 0]
     entries = []
-    for member, _ in tqdm(voting, desc="refit", unit="model", disable=not progress):
+    for member, _ in progress_bar(voting, desc="refit", unit="model", enabled=progress):
         # keep="last": validation is inside the training data now and must not pick an epoch.
         result = train(refit_config(member.entry), merged, device=device, keep="last", progress=False)
         entry = result.best.entry

@@ -20,11 +20,12 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
 
 def _studies(experiment_dirs: list[Path]) -> dict[study.StudyLocation, list[str]]:
     """Each study recorded by the experiments, with the experiments that ran trials in it (a continued study
-    has several). Experiments without a study.json (older ones) are left out."""
+    has several). Experiments that kept no study database (older ones) are left out."""
     found: dict[study.StudyLocation, list[str]] = {}
     for folder in experiment_dirs:
-        if (folder / study.STUDY_FILE).is_file():
-            found.setdefault(study.find(folder), []).append(folder.name)
+        location = study.recorded(folder)
+        if location is not None:
+            found.setdefault(location, []).append(folder.name)
     return found
 
 
@@ -75,7 +76,7 @@ def importance_section(experiment_dirs: list[Path], out: Path) -> list[str]:
                                       title)
         lines += [f"Study '{location.study_name}' (experiments: {', '.join(experiments)}), by Optuna's default "
                   "importance evaluator over its completed trials:", "", f"![{title}]({path.name})", ""]
-    return lines or ["No Optuna study is recorded for these experiments (no study.json).", ""]
+    return lines or ["No Optuna study is recorded for these experiments (no study database).", ""]
 
 
 def _completed(loaded: optuna.Study) -> int:

@@ -50,11 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(handler=_cmd_evaluate)
 
-    p = commands.add_parser("predict", help="classify image files or folders")
-    p.add_argument("model_file")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    p.add_argument("--csv", dest="csv_out", help="also write the predictions to this CSV file")
-    p.add_argument("--device", default="auto")
+    p = commands.add_parser("predict", help="find the faces in images, videos or folders and classify each")
+    p.add_argument("model_file", help="model.pt, ensemble.pt or an exported .onnx file (runs without PyTorch)")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_VIDEO_OR_DIR")
+    p.add_argument("--faces", choices=["auto", "on", "off"], default="auto",
+                   help="find faces and classify each; auto: for every image that is not 48x48; "
+                        "off: the whole image, shrunk to 48x48 [%(default)s]")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="videos: classify every Nth frame [1]")
+    p.add_argument("--annotate", metavar="OUT_DIR", help="write copies with each face's box and label drawn")
+    p.add_argument("--csv", dest="csv_out", help="also write the rows to this CSV file")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto, for PyTorch model files [%(default)s]")
     p.set_defaults(handler=_cmd_predict)
 
     p = commands.add_parser("models", help="list registered models with parameter counts")
@@ -73,9 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_search_commands(commands) -> None:
-    from fer_search.search.cli import add_run_parser, add_spaces_parser
+    from fer_search.search.cli import add_reproduce_parser, add_run_parser, add_spaces_parser
 
     add_run_parser(commands)
+    add_reproduce_parser(commands)
     add_spaces_parser(commands)
 
 
@@ -126,16 +133,22 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from fer_search.training import load_predictor
-    from fer_search.training.predictor import predict_files
-    from fer_search.training.trainer import resolve_device
+    from fer_search.inference import load_model_file
+    from fer_search.inference.predict import format_table, predict_inputs
 
-    predictor = load_predictor(args.model_file, device=str(resolve_device(args.device)))
-    table = predict_files(predictor, args.inputs)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    model = load_model_file(args.model_file, device=args.device)
+    table = predict_inputs(model, args.inputs, faces=args.faces, every=args.every, annotate=args.annotate)
+    if args.json:
+        # pandas writes missing values as null, but escapes '/' in paths; a round trip prints plain paths.
+        print(json.dumps(json.loads(table.to_json(orient="records")), indent=2))
+    else:
+        print(format_table(table))
+    # Notes go to stderr so that --json output stays valid JSON.
     if args.csv_out:
         table.to_csv(args.csv_out, index=False)
-        print(f"wrote {args.csv_out}")
+        print(f"wrote {args.csv_out}", file=sys.stderr)
+    if args.annotate:
+        print(f"annotated copies in {args.annotate}", file=sys.stderr)
     return 0
 
 

@@ -21,7 +21,13 @@ with lower-case keys):
 
 Keys are trainer options (`TrainConfig` fields) or hyperparameters of the family's models; `arch`
 picks the model. A point's value outside the ranges (e.g. imbalance="both") runs as documented but
-is not a TPE parameter of that trial.
+is not a TPE parameter of that trial. A point that names its own `epochs` runs its own budget: the
+search's --max-epochs does not shorten it and ASHA does not stop it.
+
+A family module also holds what `reproduce` needs (`load_documented`): REPORTED, {point: {quantity:
+value}} with the figures the notes reported (REPORTED_QUANTITIES), and REPRODUCE_ONLY, documented
+points that `reproduce` runs but a search does not (simple_cnn's overfit check). Every point of a
+family module names its own epochs.
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ import importlib
 import importlib.util
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,10 @@ from fer_search.errors import UserError
 
 FAMILIES = ("simple_cnn", "deeper_cnn", "attention_cnn", "vgg", "resnet", "vit", "mobilevit")
 SPEC_KINDS = ("choice", "float", "log", "int")
+# What the notes report about a documented point: accuracies and macro-F1 as fractions, epochs as
+# numbers, `disgust` as "never" or "only" (predicted), `note` as text.
+REPORTED_QUANTITIES = ("stopped_epoch", "perfect_val_epoch", "train_acc", "val_acc", "test_acc", "test_macro_f1",
+                       "disgust", "train_minutes", "note")
 
 
 @dataclass
@@ -47,6 +57,7 @@ class SearchSpace:
     points: dict[str, dict[str, Any]]
     params: dict[str, dict[str, Any]]
     source: str  # module name or file path, for messages
+    reported: dict[str, dict[str, Any]] = field(default_factory=dict)  # {point: {quantity: value}} (load_documented)
 
     def point_config(self, name: str) -> dict[str, Any]:
         """The full configuration of point `name`: fixed, the point, then defaults for every param."""
@@ -72,6 +83,28 @@ def load_space(name_or_path: str) -> SearchSpace:
     if not path.is_file():
         raise UserError(f"space file {path} does not exist")
     return validate(_read_file(path), str(path))
+
+
+def load_documented(family: str) -> SearchSpace:
+    """A family's documented series as `reproduce` runs it: the reproduce-only points first, then the
+    search's points, each with its own epochs, and `reported` filled from the module's REPORTED."""
+    if family not in FAMILIES:
+        raise UserError(f"unknown family '{family}'; families: {', '.join(FAMILIES)} (or all)")
+    module = importlib.import_module(f"search_spaces.{family}")
+    source = f"search_spaces/{family}.py"
+    raw = {key.lower(): getattr(module, key) for key in ("GPUS_PER_TRIAL", "FIXED", "PARAMS")}
+    raw.update(family=family, points={**getattr(module, "REPRODUCE_ONLY", {}), **module.POINTS})
+    space = validate(raw, source)
+    space.reported = {name: dict(figures) for name, figures in getattr(module, "REPORTED", {}).items()}
+    for name, point in space.points.items():
+        if "epochs" not in point:
+            raise UserError(f"space {source}: points.{name}: a documented point names its own epochs")
+    for name, figures in space.reported.items():
+        unknown = sorted(set(figures) - set(REPORTED_QUANTITIES))
+        if name not in space.points or unknown:
+            raise UserError(f"space {source}: REPORTED.{name}: not a point, or unknown quantities {unknown} "
+                            f"(known: {', '.join(REPORTED_QUANTITIES)})")
+    return space
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -242,8 +275,13 @@ def describe(space: SearchSpace) -> str:
              "", "points (the documented configurations, evaluated first, in this order):"]
     for name, point in space.points.items():
         lines.append(f"  {name:<18} " + ", ".join(f"{k}={_show(v)}" for k, v in point.items()))
-    lines += ["", "fixed for every trial: " + (", ".join(f"{k}={_show(v)}" for k, v in space.fixed.items()) or "-"),
-              "", "TPE ranges:"]
+    changed = {k for point in space.points.values() for k in point} | set(space.params)
+    fixed = ", ".join(f"{k}={_show(v)}" for k, v in space.fixed.items() if k not in changed) or "-"
+    starts = ", ".join(f"{k}={_show(v)}" for k, v in space.fixed.items() if k in changed)
+    lines += ["", f"fixed for every trial: {fixed}"]
+    if starts:
+        lines.append(f"defaults that points or TPE ranges change: {starts}")
+    lines += ["", "TPE ranges:"]
     for key, param in space.params.items():
         for spec in alternatives(param):
             kind = next(k for k in SPEC_KINDS if k in spec)

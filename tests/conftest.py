@@ -25,7 +25,8 @@ def tiny_search_data():
 @pytest.fixture(scope="session")
 def tiny_search(tmp_path_factory, tiny_search_data):
     """(storage path, experiment name) of a finished search on tiny_search_data: 6 trials of two families
-    (tests/spaces/tiny_*.yaml), up to 3 epochs, ASHA grace 1; about a minute on 2 CPUs.
+    (tests/spaces/tiny_*.yaml), up to 3 epochs (the deeper_cnn point: its own 4), ASHA grace 1; about a
+    minute on 2 CPUs.
 
     Trials 0-2 are the documented-style points (simple_cnn good, deeper_cnn good, simple_cnn collapse),
     the rest TPE. Every trial has best/model.pt, best/probs.npz and best/summary.json; "collapse"
@@ -41,3 +42,16 @@ def tiny_search(tmp_path_factory, tiny_search_data):
     settings = SearchSettings(storage=str(storage), name="tiny", cpus=min(2, local_cpu_count()), **TINY_SEARCH)
     run_search(spaces, tiny_search_data, settings)
     return str(storage), "tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory):
+    """model.pt of a tiny simple_cnn trained for one epoch on 600 synthetic faces (a few seconds on CPU)."""
+    from fer_search.data import make_synthetic
+    from fer_search.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    config = TrainConfig.from_flat({"arch": "simple_cnn", "widths": (8, 16), "kernel_size": 3, "fc_width": 32,
+                                    "epochs": 1, "batch_size": 32})
+    train(config, make_synthetic(n_train=600, n_test=100, seed=2), device="cpu", out_dir=out, progress=False)
+    return out / "model.pt"

@@ -77,8 +77,10 @@ def test_leaderboard_command_and_csv(search, tmp_path, capsys):
     assert main(["leaderboard", "--storage", str(storage), "--name", name, "--csv", str(tmp_path / "board.csv")]) == 0
     printed = capsys.readouterr().out
     assert "best trial per family" in printed and "class-imbalance options" in printed
+    assert max(len(line) for line in printed.splitlines()) <= 200  # it was about 300
     board = pd.read_csv(tmp_path / "board.csv")
     assert len(board) == len(find_trials(storage, [name])) and "config.lr" in board.columns
+    assert set(board["device"]) == {"cpu"}  # recorded by each trial
 
 
 def test_greedy_never_below_best_member(candidates):
@@ -213,7 +215,8 @@ def test_corrupt_trials_are_skipped_with_a_warning(search, tmp_path):
     storage = _copy(storage, tmp_path)
     trials = sorted(p for p in (storage / name).iterdir() if (p / "params.json").exists())
     _best_file(trials[0], "probs.npz").write_bytes(b"not a zip")
-    shutil.rmtree(next(trials[1].glob("checkpoint_*")))
+    for checkpoint_dir in trials[1].glob("checkpoint_*"):
+        shutil.rmtree(checkpoint_dir)
     with pytest.warns(AnalysisWarning) as caught:
         found = ens.load_candidates(find_trials(storage, [name]), progress=False)
     assert len(found) == len(trials) - 2
@@ -265,3 +268,21 @@ def test_analysis_never_imports_ray():
             "print('ray' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_ensemble_takes_the_newest_experiment_and_names_members_by_experiment(search, tmp_path, capsys):
+    """The Quickstart run twice: two experiments with the same trial names under one storage."""
+    storage, name, _ = search
+    copy = _copy(storage, tmp_path)
+    shutil.copytree(copy / name, copy / "again")  # newer (copied after): the default
+    assert main(["ensemble", "--top", "3", "--method", "mean", "--storage", str(copy),
+                 "--out", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert f"experiment: again (the newest under {copy}" in out and f"{name}/" not in out
+    assert main(["ensemble", "--top", "4", "--method", "weighted", "--storage", str(copy), "--name", name, "again",
+                 "--out", str(tmp_path / "both")]) == 0
+    summary = capsys.readouterr().out.split("\n\n")[0]
+    weights = {line.split()[0]: float(line.split()[1]) for line in summary.splitlines()[1:]
+               if line.startswith((f"{name}/", "again/"))}
+    assert len(weights) == 4 and sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    assert any(k.startswith(f"{name}/") for k in weights) and any(k.startswith("again/") for k in weights)

@@ -18,7 +18,9 @@ from fer_search.search import cluster_checks, layout
 from local_cluster import local_cluster
 
 SPACE = str(Path(__file__).parent / "spaces" / "tiny_simple_cnn.yaml")
-TRIALS, EPOCHS = 4, 4
+# Epochs long enough (more training images than the other search tests) that a trial seen on a node still runs
+# there when the node is removed: a few tenths of a second each with 256 images, too short to aim at.
+TRIALS, EPOCHS, EPOCHS_LEFT, TRAIN_IMAGES = 4, 6, 3, 2048
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def _run_command(cluster, storage: Path, *options: str) -> list[str]:
     """The driver's command line. Run it outside the checkout: Ray puts the driver's working directory on every
     node's Python path, and the checkout's folder would hide the worker nodes' own install."""
     return [sys.executable, "-m", "fer_search", "run", "--space", SPACE, "--data", "synthetic", "--storage",
-            str(storage), "--address", cluster.address, "--max-train-images", "256", *options]
+            str(storage), "--address", cluster.address, "--max-train-images", str(TRAIN_IMAGES), *options]
 
 
 @pytest.mark.slow
@@ -58,12 +60,12 @@ def test_a_node_with_other_code_is_refused_before_any_trial(cluster, other_insta
 
 
 def _running_on(node_id: str, storage: Path, name: str) -> str | None:
-    """A trial whose latest result came from `node_id` and that has two or more epochs left to run there."""
+    """A trial whose latest result came from `node_id` and that has EPOCHS_LEFT or more epochs left to run there."""
     if not (storage / name).is_dir():
         return None
     for trial in layout.list_trials(storage, name):
         last = trial.last_result
-        if last.get(layout.NODE_KEY) == node_id and last["epoch"] <= EPOCHS - 2:
+        if last.get(layout.NODE_KEY) == node_id and last["epoch"] <= EPOCHS - EPOCHS_LEFT:
             return trial.name
     return None
 
@@ -123,15 +125,6 @@ def test_a_local_storage_folder_needs_to_be_shared_on_several_nodes():
     with pytest.raises(UserError, match=r"--storage /data/runs is a folder on this machine, but the cluster's 3 "
                                         r"nodes .* add --storage-shared, or a bucket URI"):
         cluster_checks.check_storage("/data/runs", nodes=3, shared=False)
-
-
-def test_a_trial_must_fit_on_one_node():
-    nodes = [cluster_checks.Node("a" * 56, "10.0.0.1", 8, 0), cluster_checks.Node("b" * 56, "10.0.0.2", 4, 1)]
-    cluster_checks.check_trial_fits(4, {"resnet": 0.5}, nodes)
-    with pytest.raises(UserError, match=r"a resnet trial needs 6 CPU and 0.5 GPU on one node, but no node has that "
-                                        r"\(nodes: 10.0.0.1 \(aaaaaaaa\): 8 CPU, 0 GPU; 10.0.0.2 \(bbbbbbbb\): 4 CPU, "
-                                        r"1 GPU\)"):
-        cluster_checks.check_trial_fits(6, {"resnet": 0.5}, nodes)
 
 
 def test_ship_code_needs_a_cluster(tmp_path, capsys):

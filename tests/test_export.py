@@ -58,6 +58,6 @@ def test_export_of_a_non_model_file_is_a_clear_error(tmp_path, capsys):
     bogus = tmp_path / "notes.pt"
     bogus.write_text("hello")
     assert main(["export", str(bogus), "--format", "onnx"]) == 2
-    assert "not a readable fer_search model file" in capsys.readouterr().err
+    assert "not a fer_search model or ensemble file" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "missing.pt"), "--format", "onnx"]) == 2
     assert "no such model file" in capsys.readouterr().err

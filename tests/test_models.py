@@ -17,6 +17,7 @@ from fer_search.models import (
     list_models,
     model_family,
     model_hparams,
+    model_normalization,
 )
 
 # Cheaper than the defaults where those are large, so the suite stays fast on a 2-core CPU.
@@ -26,14 +27,16 @@ DOCUMENTED = {
     "simple_cnn baseline": ("simple_cnn", dict(widths=(64,), kernel_size=3, batch_norm=False, dropout=0.0)),
     "simple_cnn v1": ("simple_cnn", dict(widths=(32, 64), kernel_size=5, batch_norm=False, dropout=0.3)),
     "simple_cnn v2": ("simple_cnn", dict(widths=(32, 64), kernel_size=5, batch_norm=True, dropout=0.4)),
-    "deeper_cnn v1": ("deeper_cnn", dict(widths=(32, 64, 128, 256), spatial_dropout=0.0, fc_width=512, dropout=0.5)),
-    "deeper_cnn v2": ("deeper_cnn", dict(widths=(32, 64, 128, 192), spatial_dropout=0.1, fc_width=256, dropout=0.7)),
+    "deeper_cnn v1": ("deeper_cnn", dict(widths=(32, 64, 128, 256), convs_per_block=1, spatial_dropout=0.0,
+                                         fc_width=(512, 256), dropout=0.5)),
+    "deeper_cnn v2": ("deeper_cnn", dict(widths=(32, 64, 128, 192), convs_per_block=1, spatial_dropout=0.1,
+                                         fc_width=(512, 256), dropout=0.7)),
     "attention_cnn v2": ("attention_cnn", dict(dropout=0.5)),
     "attention_cnn v4": ("attention_cnn", dict(dropout=0.3)),
     "resnet18 small stem": ("resnet18", dict(stem="small", dropout=0.3)),
     "resnet18 imagenet stem": ("resnet18", dict(stem="imagenet", dropout=0.5)),
     "vit documented (tiny)": ("vit", dict(mode="documented")),
-    "mobilevit_xxs at 48": ("mobilevit_xxs", dict(input_size=48)),
+    "mobilevit_xxs at 48 (its default)": ("mobilevit_xxs", dict()),
 }
 
 
@@ -88,6 +91,21 @@ def test_deeper_cnn_last_width_and_spatial_dropout():
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert convs[-1].out_channels == 192
     assert [m.p for m in model.modules() if isinstance(m, nn.Dropout2d)] == [0.1, 0.1]
+
+
+def test_deeper_cnn_v1_is_the_documented_seven_layer_cnn():
+    name, hparams = DOCUMENTED["deeper_cnn v1"]
+    model = create_model(name, **hparams)
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert [type(m).__name__ for m in layers] == ["Conv2d"] * 4 + ["Linear"] * 3
+    assert [m.out_features for m in layers[4:]] == [512, 256, 7]
+    assert len([m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]) == 2  # "FC layers with BatchNorm"
+
+
+def test_normalisation_is_declared_by_the_vit_family_only():
+    assert model_normalization("vit") == (0.5, 0.5)
+    assert all(model_normalization(name) is None for name in list_models() if name != "vit")
+    assert model_hparams("mobilevit_xxs")["input_size"] == 48  # the series fed 48x48
 
 
 def test_resnet_stems():

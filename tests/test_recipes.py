@@ -211,3 +211,21 @@ def test_real_fer2013_split_drops_test_copies_and_keeps_duplicates_together(tmp_
     assert data.report.dropped_held_out_copies == 351  # the audit's "351 in train" shared with test/
     train, val, test = (image_digests(s.images) for s in (data.train, data.val, data.test))
     assert len(np.intersect1d(train, val)) == 0 and len(np.intersect1d(np.concatenate([train, val]), test)) == 0
+
+
+@pytest.mark.slow
+def test_gpu_accuracy_script_runs_end_to_end_with_smoke(tmp_path):
+    """benchmarks/gpu_accuracy.sh is the GPU accuracy benchmark; --smoke runs the same pipeline on CPU."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "benchmarks" / "gpu_accuracy.sh"
+    env = {**os.environ, "STORAGE": str(tmp_path), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    done = subprocess.run(["bash", str(script), "synthetic", "--smoke"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for line in ("time to test acc >= 0.6531:", "best single trial by validation:", "greedy ensemble of",
+                 "wall time, search and ensemble:"):
+        assert line in done.stdout, line
+    assert (tmp_path / "ensemble" / "ensemble.pt").is_file() and (tmp_path / "ensemble" / "report.md").is_file()

@@ -3,6 +3,9 @@ command line's checks. The resume test (a killed driver) is in test_search_resum
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +35,11 @@ def test_documented_points_run_first(trials):
         ("simple_cnn", "good"), ("deeper_cnn", "good"), ("simple_cnn", "collapse")]
     assert all(t.point == "tpe" for t in trials[3:])
     assert trials[2].config["imbalance"] == "both" and trials[2].config["lr"] == 0.003
-    assert all(t.config["epochs"] == 3 for t in trials)  # the run's --max-epochs overrides every space
+    # The run's --max-epochs (3) sets every trial's epochs, except a point's own (deeper_cnn good: 4),
+    # which neither it nor ASHA (max_t 3) cuts short.
+    documented = trials[1]
+    assert (documented.config["epochs"], documented.epochs, documented.finished_by) == (4, 4, "max_epochs")
+    assert all(t.config["epochs"] == 3 and t.epochs <= 3 for t in trials if t is not documented)
 
 
 def test_asha_stops_are_pruned_in_optuna(tiny_search, trials):
@@ -75,7 +82,7 @@ def test_tensorboard_files_have_the_expected_tags(trials):
 def test_every_trial_keeps_its_best_epoch(trials, tiny_search_data):
     val = tiny_search_data.val
     for trial in trials:
-        assert len(list(trial.path.glob("checkpoint_*"))) == 1, trial.name  # num_to_keep=1
+        assert len(list(trial.path.glob("checkpoint_*"))) <= 2, trial.name  # num_to_keep=2
         summary = trial.summary()
         assert summary["family"] == trial.family and summary["point"] == trial.point
         assert (summary.get("finished_by") == "max_epochs") == (trial.status == layout.COMPLETED)
@@ -115,8 +122,53 @@ def test_resources_share_gpus_by_family():
     assert plan.concurrency == 4  # CPUs bound it
     plan = plan_resources(SearchSettings("/x", "n", gpus=0), [vit], cpus_found=2, gpus_found=1)
     assert plan.gpus_per_trial == {"vit": 0.0} and plan.concurrency == 2
-    with pytest.raises(UserError, match=r"a simple_cnn trial asks for 1.5 GPU\(s\) but the search has 1"):
-        plan_resources(SearchSettings("/x", "n", gpus_per_trial=1.5), [cnn], cpus_found=4, gpus_found=1)
+    with pytest.raises(UserError, match=r"a simple_cnn trial asks for 1.5 GPUs: trials train on one GPU"):
+        plan_resources(SearchSettings("/x", "n", gpus_per_trial=1.5), [cnn], cpus_found=4, gpus_found=2)
+    with pytest.warns(UserWarning, match="puts 4 ViT trials on one GPU"):
+        plan_resources(SearchSettings("/x", "n", gpus_per_trial=0.25), [vit], cpus_found=4, gpus_found=1)
+
+
+def test_a_trial_no_node_can_hold_fails_naming_the_node_sizes():
+    from fer_search.search.cluster_checks import Node, check_fits_a_node
+
+    plan = plan_resources(SearchSettings("/x", "n", cpus_per_trial=4), [load_space("resnet")], cpus_found=8,
+                          gpus_found=2)
+    # 8 CPUs and 2 GPUs in all, but not 4 CPUs beside a GPU
+    nodes = [Node("a" * 56, "10.0.0.1", 2, 1), Node("b" * 56, "10.0.0.2", 6, 0)]
+    with pytest.raises(UserError, match=r"no node can hold a resnet trial \(4 CPU, 0.5 GPU\); the nodes have: "
+                                        r"10.0.0.1 \(aaaaaaaa\): 2 CPU, 1 GPU; 10.0.0.2 \(bbbbbbbb\): 6 CPU, 0 GPU. "
+                                        r"Lower --cpus-per-trial or --gpus-per-trial, or add a bigger node"):
+        check_fits_a_node(plan, nodes)
+    check_fits_a_node(plan, nodes + [Node("c" * 56, "10.0.0.3", 4, 1)])
+
+
+def test_a_trial_without_a_gpu_share_trains_on_cpu_and_never_touches_cuda(monkeypatch):
+    import torch
+
+    from fer_search.search.ray_tune import _trial_device
+
+    def touched(*args, **kwargs):
+        raise AssertionError("a CPU trial touched CUDA")
+
+    for name in ("is_available", "device_count", "init", "set_per_process_memory_fraction"):
+        monkeypatch.setattr(torch.cuda, name, touched)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # a GPU machine: Ray 2.60 leaves them visible
+    assert _trial_device(0.0) == "cpu"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_a_trial_with_a_gpu_share_uses_cuda_capped_to_its_share_or_fails(monkeypatch):
+    import torch
+
+    from fer_search.search.ray_tune import _trial_device
+
+    fractions = []
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", fractions.append)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _trial_device(0.25) == "cuda" and fractions == [0.25]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UserError, match="Ray gave this trial 0.5 GPU, but CUDA is not usable on"):
+        _trial_device(0.5)  # never a silent fall-back to CPU
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -126,6 +178,11 @@ def test_resources_share_gpus_by_family():
     (["run", "simple_cnn", "--storage", "/proc/fer_search_runs"],
      "storage folder /proc/fer_search_runs is not writable"),
     (["run", "simple_cnn", "--max-epochs", "0"], "--max-epochs must be at least 1"),
+    (["run", "simple_cnn", "--reduction-factor", "1"], "--reduction-factor must be at least 2, got 1"),
+    (["run", "simple_cnn", "--cpus-per-trial", "0"], "--cpus-per-trial must be at least 1, got 0"),
+    (["run", "simple_cnn", "--gpus", "-1"], "--gpus must be at least 0, got -1"),
+    (["run", "simple_cnn", "--gpus-per-trial", "0"], "--gpus-per-trial must be more than 0, got 0"),
+    (["run", "simple_cnn", "--time-budget", "-5"], "--time-budget must be more than 0, got -5"),
 ])
 def test_run_user_errors(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -163,4 +220,18 @@ def test_spaces_command(capsys):
     assert main(["spaces", "resnet"]) == 0
     shown = capsys.readouterr().out
     assert "resnet18_config1" in shown and "momentum" in shown and "if optimizer = sgd" in shown
+    # arch is a TPE choice and the documented points set their own patience: neither is "fixed".
+    assert "fixed for every trial: -" in shown and "ranges change: arch=resnet18, patience=5" in shown
+    assert main(["spaces", "simple_cnn"]) == 0
+    shown = capsys.readouterr().out
+    assert "patience=5" in shown.split("defaults that points or TPE ranges change:")[1].splitlines()[0]
     assert json.dumps([32, 64]) in (main(["spaces", "simple_cnn"]) == 0 and capsys.readouterr().out)
+
+
+def test_a_run_argument_error_imports_neither_torch_nor_ray():
+    """One-line errors must come at once: torch, timm and Ray take seconds to import."""
+    code = ("import sys; from fer_search.cli import main; code = main(['run', 'cnn']); "
+            "print(code, 'torch' in sys.modules, 'ray' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr
+    assert "error: unknown family cnn" in done.stderr

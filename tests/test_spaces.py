@@ -10,7 +10,7 @@ import pytest
 from fer_search.errors import UserError
 from fer_search.search.sampler import META_KEYS, SpaceSampler
 from fer_search.training import TrainConfig
-from search_spaces import FAMILIES, active_spec, in_range, load_space
+from search_spaces import FAMILIES, REPORTED_QUANTITIES, active_spec, in_range, load_documented, load_space
 
 DOCUMENTED = {
     "simple_cnn": ["v1", "v2", "v3"],
@@ -63,16 +63,16 @@ def test_sampler_gives_documented_points_first_then_samples_in_range():
         trial = study.ask()
         configs.append(sampler(trial))
         study.tell(trial, 0.5)
-    # Points first, families interleaved, each exactly as documented plus the run's overrides.
+    # Points first, families interleaved, each exactly as documented plus the run's overrides; a
+    # documented point's own epochs win over the run's.
     order = [(c["family"], c["point"]) for c in configs[:8]]
     assert order == [("simple_cnn", "v1"), ("resnet", "resnet18_config1"), ("simple_cnn", "v2"),
                      ("resnet", "resnet18_config2"), ("simple_cnn", "v3"), ("resnet", "resnet34_config1"),
                      ("resnet", "resnet34_config2"), ("resnet", "resnet50")]
     for config in configs[:8]:
         space = spaces[0] if config["family"] == "simple_cnn" else spaces[1]
-        expected = {**space.point_config(config["point"]), "epochs": 7, "seed": 3 + config["trial_number"],
-                    "split_seed": 3}
-        assert {k: config[k] for k in expected} == expected
+        expected = {**space.point_config(config["point"]), "seed": 3 + config["trial_number"], "split_seed": 3}
+        assert {k: config[k] for k in expected} == expected and config["epochs"] != 7
     assert [c["trial_number"] for c in configs] == list(range(30))
     for config in configs[8:]:
         space = spaces[0] if config["family"] == "simple_cnn" else spaces[1]
@@ -89,6 +89,75 @@ def test_sampler_gives_documented_points_first_then_samples_in_range():
             TrainConfig.from_flat({k: v for k, v in config.items() if k not in META_KEYS})
     assert {c["family"] for c in configs[8:]} == {"simple_cnn", "resnet"}
     assert any(isinstance(c["widths"], list) for c in configs if c["family"] == "simple_cnn")
+
+
+# (family, point): the documented budget and the values the notes leave ambiguous, as the trainer gets them.
+DOCUMENTED_BUDGETS = {
+    ("simple_cnn", "v1"): dict(epochs=30, patience=5, schedule="none", batch_size=64, optimizer="adam", lr=1e-3),
+    ("simple_cnn", "v2"): dict(epochs=20, patience=7, schedule="plateau", batch_size=64, lr=5e-4, weight_decay=1e-4),
+    ("simple_cnn", "v3"): dict(epochs=20, patience=7, schedule="plateau", optimizer="adamw", imbalance="both"),
+    ("deeper_cnn", "v1"): dict(epochs=40, patience=10, plateau_patience=5, schedule="plateau", batch_size=64),
+    ("deeper_cnn", "v2"): dict(epochs=30, patience=5, plateau_patience=3, schedule="plateau"),
+    ("deeper_cnn", "v3"): dict(epochs=30, patience=5, plateau_patience=3, augment=1.0),
+    ("attention_cnn", "v1"): dict(epochs=50, patience=7, schedule="plateau", batch_size=64, lr=1e-3),
+    ("attention_cnn", "v2"): dict(epochs=20, patience=7, batch_size=128, lr=5e-4),
+    ("attention_cnn", "v3"): dict(epochs=50, schedule="cosine", cosine_t_max=10, batch_size=64, lr=3e-4,
+                                  label_smoothing=0.1),
+    ("attention_cnn", "v4"): dict(epochs=30, patience=7, batch_size=64, lr=1e-4, weight_decay=1e-3),
+    ("resnet", "resnet18_config2"): dict(epochs=30, patience=5, optimizer="sgd", momentum=0.9, nesterov=False,
+                                         batch_size=32, lr=1e-2),
+    ("resnet", "resnet50"): dict(epochs=30, patience=5, batch_size=32, optimizer="adam", weight_decay=1e-4),
+    ("vit", "vit"): dict(epochs=20, patience=0, schedule="cosine", warmup_fraction=0.1, warmup_epochs=0.0,
+                         batch_size=128, optimizer="adamw", lr=2e-5, weight_decay=1e-4),
+    ("mobilevit", "mobilevit_xxs"): dict(epochs=30, patience=5),
+}
+DOCUMENTED_MODELS = {
+    ("simple_cnn", "v1"): dict(batch_norm=False, dropout=0.3),
+    ("deeper_cnn", "v1"): dict(widths=[32, 64, 128, 256], convs_per_block=1, fc_width=[512, 256], dropout=0.5),
+    ("deeper_cnn", "v2"): dict(widths=[32, 64, 128, 192], convs_per_block=1, fc_width=[512, 256], dropout=0.7),
+    ("attention_cnn", "v4"): dict(dropout=0.3),
+    ("vit", "vit"): dict(mode="documented", variant="vit_tiny_patch16_224"),
+    ("mobilevit", "mobilevit_xxs"): dict(input_size=48),
+}
+
+
+def test_documented_budgets_reach_the_trainer_whatever_the_runs_max_epochs():
+    spaces = [load_space(family) for family in FAMILIES]
+    sampler = SpaceSampler(spaces, {"epochs": 3, "seed": 0})
+    study = _study(sampler)
+    configs = {}
+    for _ in range(sum(len(s.points) for s in spaces)):
+        config = sampler(study.ask())
+        configs[config["family"], config["point"]] = config
+    for point, expected in DOCUMENTED_BUDGETS.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            trainer = TrainConfig.from_flat({k: v for k, v in configs[point].items() if k not in META_KEYS})
+        assert {key: getattr(trainer, key) for key in expected} == expected, point
+        assert {key: trainer.model[key] for key in DOCUMENTED_MODELS.get(point, {})} == DOCUMENTED_MODELS.get(point, {})
+    assert all((f, p) in sampler.budgeted_points for f, p in configs)
+    # A smoke run cuts every trial to its own budget, documented points included.
+    smoke = SpaceSampler(spaces[:1], {"epochs": 3, "seed": 0}, point_budgets=False)
+    assert smoke(_study(smoke).ask())["epochs"] == 3 and not smoke.budgeted_points
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_documented_series_for_reproduce(family):
+    documented = load_documented(family)
+    search = load_space(family)
+    assert list(documented.points)[-len(search.points):] == list(search.points)
+    assert all("epochs" in point for point in documented.points.values())
+    assert set(documented.reported) <= set(documented.points)
+    assert all(set(figures) <= set(REPORTED_QUANTITIES) for figures in documented.reported.values())
+
+
+def test_the_overfit_check_is_a_reproduce_only_point():
+    simple = load_documented("simple_cnn")
+    assert list(simple.points) == ["baseline", "v1", "v2", "v3"] and "baseline" not in load_space("simple_cnn").points
+    baseline = simple.point_config("baseline")
+    assert (baseline["overfit_images"], baseline["widths"], baseline["kernel_size"]) == (200, [64], 3)
+    assert simple.reported["baseline"] == {"perfect_val_epoch": 13}
+    assert simple.reported["v3"]["disgust"] == "only" and simple.reported["v2"]["disgust"] == "never"
 
 
 def _write(tmp_path, text: str, suffix: str = ".yaml"):

@@ -24,8 +24,8 @@ TINY_SPACES = ["--space", str(SPACES / "tiny_simple_cnn.yaml"), "--space", str(S
 
 
 def test_the_search_keeps_its_study_in_the_experiment_database(tiny_search):
-    experiment = Path(*tiny_search)
-    assert json.loads((experiment / study.STUDY_FILE).read_text()) == {"study_name": "tiny", "storage": None}
+    experiment = Path(*tiny_search)  # started from Python, so without a record: its own study.db, named after it
+    assert study.find(experiment) == study.StudyLocation(study.sqlite_url(experiment / study.STUDY_DB), "tiny")
     loaded = study.load_study(experiment)
     assert (experiment / study.STUDY_DB).is_file() and loaded.study_name == "tiny"
     assert [t.number for t in loaded.trials] == list(range(6))
@@ -82,7 +82,7 @@ def test_a_later_run_continues_the_study_and_leaderboard_compares_studies(tiny_s
     assert "study: continuing 'tiny' (6 trials so far)" in capsys.readouterr().out
     more = layout.list_trials(storage, "more")
     assert [(t.number, t.point) for t in more] == [(6, "tpe"), (7, "tpe")]  # documented points are not run again
-    assert study.find(storage / "more") == study.find(storage / "tiny")
+    assert study.find(storage / "more") == study.find(storage / "tiny")  # from more's experiment.json
     continued = study.load_study(storage / "tiny").trials
     assert [t.number for t in continued] == list(range(8))
     assert [t.user_attrs["experiment"] for t in continued] == ["tiny"] * 6 + ["more"] * 2
@@ -95,8 +95,8 @@ def test_a_later_run_continues_the_study_and_leaderboard_compares_studies(tiny_s
 
 
 def test_continuing_needs_the_same_families(tmp_path, capsys):
+    (tmp_path / "first").mkdir()
     location = study.default_location(str(tmp_path), "first")
-    study.record(tmp_path / "first", location)
     first = optuna.create_study(storage=location.storage, study_name="first", direction="maximize")
     study.label_new_study(first, ["simple_cnn", "deeper_cnn"], "best_val_acc")
     first.add_trial(optuna.trial.create_trial(value=0.5))
@@ -128,8 +128,8 @@ def test_a_relative_sqlite_url_is_made_absolute_once(tmp_path, monkeypatch):
 
 def _study_in(folder: Path, n_trials: int) -> optuna.Study:
     """An experiment folder with a recorded study whose value depends on x far more than on y."""
+    folder.mkdir()
     location = study.default_location(str(folder.parent), folder.name)
-    study.record(folder, location)
     made = optuna.create_study(storage=location.storage, study_name=location.study_name, direction="maximize",
                                sampler=optuna.samplers.RandomSampler(seed=0))
     made.optimize(lambda t: t.suggest_float("x", 0, 1) + 0.01 * t.suggest_float("y", 0, 1), n_trials=n_trials)

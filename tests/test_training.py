@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from fer_search.training import TrainConfig, load_predictor, parse_set_options, 
 from fer_search.training.augment import augment_batch, tta_views
 from fer_search.training.checkpoint import load
 from fer_search.training.imbalance import class_weights, oversampled_epoch
+from fer_search.training.trainer import _make_scheduler
 
 TINY_CNN = {"arch": "simple_cnn", "widths": (8, 16), "kernel_size": 3, "fc_width": 32}
 
@@ -57,6 +60,13 @@ def test_parse_set_options():
         "lr": 1e-3, "widths": (32, 64), "batch_norm": False, "optimizer": "sgd"}
     with pytest.raises(UserError, match="key=value"):
         parse_set_options(["lr"])
+
+
+def test_set_none_is_the_documented_choice_or_unsets_an_optional_option():
+    values = parse_set_options(["schedule=none", "imbalance=none", "tta=none", "hflip=none", "pretrained=None"])
+    config = TrainConfig.from_flat({"arch": "simple_cnn", **values})
+    assert (config.schedule, config.imbalance, config.tta) == ("none", "none", "none")
+    assert config.hflip is None and config.pretrained is None
 
 
 def test_augmentation_strength_scales_documented_list_and_overrides_win():
@@ -151,6 +161,98 @@ def test_early_stopping_patience(small_data):
     assert endings[-1] == "early_stopping" and set(endings[:-1]) == {None}
 
 
+def _lr_curve(config: TrainConfig, steps_per_epoch: int) -> list[float]:
+    """The learning rate of every step of `config`'s schedule."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    scheduler = _make_scheduler(config, optimizer, steps_per_epoch)
+    curve = []
+    for _ in range(config.epochs * steps_per_epoch):
+        curve.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return curve
+
+
+def test_cosine_t_max_follows_torchs_cosine_annealing():
+    # attention_cnn v3: T_max 10 of 50 epochs; here T_max 2 of 6 epochs of 5 steps: down, up, down.
+    config = TrainConfig(schedule="cosine", epochs=6, cosine_t_max=2, lr=0.1)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    torchs = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=2 * 5)
+    expected = []
+    for _ in range(30):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        torchs.step()
+    curve = _lr_curve(config, steps_per_epoch=5)
+    np.testing.assert_allclose(curve, expected, atol=1e-9)
+    assert curve[10] == pytest.approx(0.0) and curve[20] == pytest.approx(0.1) and curve[29] < 0.01
+    whole_run = _lr_curve(TrainConfig(schedule="cosine", epochs=6, lr=0.1), steps_per_epoch=5)
+    assert whole_run[15] == pytest.approx(0.05) and min(whole_run) == whole_run[-1]  # one half-wave
+
+
+def test_warmup_fraction_is_a_share_of_all_steps():
+    # vit: warm-up over 10% of the steps, then cosine.
+    curve = _lr_curve(TrainConfig(schedule="cosine", epochs=10, warmup_fraction=0.1, lr=1.0), steps_per_epoch=10)
+    np.testing.assert_allclose(curve[:10], np.arange(1, 11) / 10)
+    assert curve[10] == pytest.approx(1.0) and curve[55] == pytest.approx(0.5) and curve[-1] < 0.001
+    with pytest.raises(UserError, match="'warmup_fraction' must be in \\[0, 1\\) and not set with warmup_epochs"):
+        TrainConfig(schedule="cosine", warmup_fraction=0.1, warmup_epochs=1.0)
+    with pytest.raises(UserError, match="'cosine_t_max' must be 0 or more"):
+        TrainConfig(cosine_t_max=-1)
+
+
+def test_overfit_check_trains_and_validates_on_the_same_images(small_data):
+    config = TrainConfig.from_flat({**TINY_CNN, "epochs": 1, "batch_size": 50, "overfit_images": 100})
+    result = train(config, small_data, device="cpu", progress=False)
+    subset = small_data.overfit_check(100, seed=0)
+    assert result.best.val_probs.shape == (100, 7)
+    np.testing.assert_array_equal(subset.train.images, subset.val.images)
+    assert set(subset.val.ids) <= set(small_data.train.ids) and subset.overfit_check(100, seed=0).val.ids.tolist() \
+        == subset.val.ids.tolist()  # idempotent: the trial and the trainer pick the same images
+    with pytest.raises(UserError, match="overfit check: 10000 images asked for"):
+        small_data.overfit_check(10_000, seed=0)
+
+
+def test_vit_uses_its_documented_normalisation_end_to_end(small_data, tmp_path, capsys):
+    """Trained, stored, evaluated, predicted and exported with mean 0.5, std 0.5, not the data's statistics."""
+    from analysis.export import run_exported
+    from fer_search.search.trial import run_trial
+
+    pixels = small_data.train.images
+    assert abs(pixels.mean() / 255 - 0.5) > 0.02 or abs(pixels.std() / 255 - 0.5) > 0.02  # the test can tell
+    checkpoint_dir = tmp_path / "checkpoint"
+
+    def keep(metrics, directory):
+        shutil.copytree(directory, checkpoint_dir, dirs_exist_ok=True)
+
+    config = {"arch": "vit", "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2, "epochs": 1,
+              "batch_size": 64, "family": "vit", "point": "tpe", "trial_number": 0}
+    run_trial(config, small_data, report=keep, log_dir=str(tmp_path / "board"), device="cpu")
+    model_file = checkpoint_dir / "best" / "model.pt"
+    assert load(model_file)["normalization"] == {"mean": 0.5, "std": 0.5}
+    predictor = load_predictor(model_file)
+    assert (predictor.members[0].mean.item(), predictor.members[0].std.item()) == (127.5, 127.5)
+    stored = np.load(checkpoint_dir / "best" / "probs.npz")
+    np.testing.assert_allclose(predictor.predict_proba(small_data.val.images), stored["val_probs"], atol=1e-4)
+
+    assert main(["evaluate", str(model_file), "--data", "synthetic", "--split", "val", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    val = make_synthetic().val
+    assert report["accuracy"] == pytest.approx((predictor.predict_proba(val.images).argmax(1) == val.labels).mean())
+
+    Image.fromarray(val.images[0]).save(tmp_path / "face.png")
+    assert main(["predict", str(model_file), str(tmp_path / "face.png"), "--csv", str(tmp_path / "p.csv")]) == 0
+    import pandas as pd
+
+    predicted = pd.read_csv(tmp_path / "p.csv")[list(CLASS_NAMES)].to_numpy()
+    np.testing.assert_allclose(predicted[0], predictor.predict_proba(val.images[:1])[0], atol=1e-5)
+
+    exported = tmp_path / "vit.onnx"
+    assert main(["export", str(model_file), "--format", "onnx", "--out", str(exported)]) == 0
+    batch = val.images[:5, None].astype(np.float32)
+    np.testing.assert_allclose(run_exported(exported, "onnx", batch), predictor.predict_proba(val.images[:5]), atol=1e-4)
+
+
 def test_missing_cuda_is_a_clear_error(small_data):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
@@ -178,7 +280,7 @@ def test_cli_train_evaluate_predict_round_trip(tmp_path, capsys):
     Image.fromarray(np.full((48, 48), 128, np.uint8)).save(pictures / "gray.jpg")
     (pictures / "broken.jpg").write_bytes(b"not an image")
     csv_path = tmp_path / "predictions.csv"
-    assert main(["predict", str(out / "model.pt"), str(pictures), "--csv", str(csv_path)]) == 0
+    assert main(["predict", str(out / "model.pt"), str(pictures), "--faces", "off", "--csv", str(csv_path)]) == 0
     import pandas as pd
 
     table = pd.read_csv(csv_path)
@@ -205,7 +307,15 @@ def test_cli_evaluate_rejects_a_corrupt_model_file(tmp_path, capsys):
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"garbage")
     assert main(["evaluate", str(bad), "--data", "synthetic"]) == 2
-    assert "not a readable fer_search model file" in capsys.readouterr().err
+    assert "not a fer_search model or ensemble file" in capsys.readouterr().err
+
+
+def test_a_foreign_pickle_gets_one_short_line_without_torchs_unsafe_advice(tmp_path, capsys):
+    foreign = tmp_path / "other.pt"
+    foreign.write_bytes(pickle.dumps({"weights": {1, 2}}))  # sets are refused by weights_only loading
+    assert main(["evaluate", str(foreign), "--data", "synthetic"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {foreign}: not a fer_search model or ensemble file (it does not load as one)\n"
 
 
 def test_small_cnn_learns_the_synthetic_set_well_above_the_majority_class():

@@ -10,10 +10,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from fer_search.data.types import IMAGE_SIZE, NUM_CLASSES, UNLABELED, FERData, LoadReport, Split
 from fer_search.errors import UserError
+from fer_search.progress import progress_bar
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 USAGE_SPLITS = {"Training": "train", "PublicTest": "public", "PrivateTest": "private"}
@@ -108,7 +108,7 @@ def _where(path: Path, row: int) -> str:
 
 def _parse_pixels(table, path: Path, progress: bool) -> np.ndarray:
     images = np.empty((len(table), PIXELS), np.uint8)
-    rows = tqdm(table["pixels"], desc=f"parsing {path.name}", unit="row", disable=not progress, leave=False)
+    rows = progress_bar(table["pixels"], desc=f"parsing {path.name}", unit="row", enabled=progress, leave=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # older numpy only warns on junk text
         for row, text in enumerate(rows):

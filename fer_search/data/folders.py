@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from fer_search.data.types import CLASS_NAMES, IMAGE_SIZE, FERData, LoadReport, Split
 from fer_search.errors import UserError
+from fer_search.progress import progress_bar
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
@@ -96,13 +96,23 @@ def decode_image(path: Path) -> tuple[np.ndarray, bool, bool]:
     from PIL import Image
 
     with Image.open(path) as im:
-        converted = im.mode in _COLOUR_MODES
-        if im.mode != "L":
-            im = im.convert("L")
-        resized = im.size != (IMAGE_SIZE, IMAGE_SIZE)
-        if resized:
-            im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8), resized, converted
+        return to_fer_pixels(im)
+
+
+def to_fer_pixels(im: "Image.Image") -> tuple[np.ndarray, bool, bool]:  # noqa: F821
+    """Any PIL image -> (48x48 uint8 grayscale, was resized, was converted from colour).
+
+    The one conversion for training images and for faces cut from photos, so both look alike.
+    """
+    from PIL import Image
+
+    converted = im.mode in _COLOUR_MODES
+    if im.mode != "L":
+        im = im.convert("L")
+    resized = im.size != (IMAGE_SIZE, IMAGE_SIZE)
+    if resized:
+        im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+    return np.asarray(im, dtype=np.uint8), resized, converted
 
 
 def _decode_or_reason(path: Path) -> tuple[np.ndarray, bool, bool] | str:
@@ -121,8 +131,8 @@ def decode_folders(root: Path, scan: FolderScan, *, progress: bool) -> FERData:
     paths = [root / rel for files in scan.files.values() for rel, _ in files]
     # A plain loop: a 48x48 JPEG costs ~0.13 ms, mostly Python-side PIL overhead that holds the GIL;
     # a thread pool measured no faster (slower under load), and the result is cached anyway.
-    results = [_decode_or_reason(p) for p in tqdm(paths, desc=f"decoding {root.name}", unit="img",
-                                                  disable=not progress, leave=False)]
+    results = [_decode_or_reason(p) for p in progress_bar(paths, desc=f"decoding {root.name}", unit="img",
+                                                          enabled=progress, leave=False)]
     splits: dict[str, Split] = {}
     start = 0
     for role, files in scan.files.items():

@@ -75,3 +75,27 @@ class FERData:
 
             raise UserError(f"{self.name} has no '{name}' split (it has: {', '.join(self.splits()) or 'none'})")
         return found
+
+    def fingerprint(self) -> str:
+        """A short data-set version, e.g. "folders-3f9a2c1d": the form, and a hash of every split's image
+        ids and labels, so another copy, another split or another seed gives another version."""
+        import hashlib
+
+        digest = hashlib.sha1()
+        for name, split in self.splits().items():
+            digest.update(name.encode())
+            digest.update("\n".join(map(str, split.ids)).encode())
+            digest.update(np.ascontiguousarray(split.labels, dtype=np.int64).tobytes())
+        return f"{self.form}-{digest.hexdigest()[:8]}"
+
+    def overfit_check(self, n: int, seed: int) -> "FERData":
+        """n seeded training images as both train and val, test unchanged: the documented check that the
+        pipeline can fit a small set perfectly. Kept in their original order, so it is idempotent."""
+        if not 0 < n <= len(self.train):
+            from fer_search.errors import UserError
+
+            raise UserError(f"overfit check: {n} images asked for, {self.name} has {len(self.train)} training images")
+        chosen = np.sort(np.random.default_rng(seed).permutation(len(self.train))[:n])
+        subset = self.train.subset(chosen)
+        return FERData(f"{self.name} (overfit check: {n} training images as train and val)", self.form, subset,
+                       subset, self.test, self.report)

@@ -7,6 +7,7 @@ from fer_search.models.registry import (
     list_models,
     model_family,
     model_hparams,
+    model_normalization,
     register_model,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "list_models",
     "model_family",
     "model_hparams",
+    "model_normalization",
     "register_model",
 ]

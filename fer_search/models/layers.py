@@ -1,6 +1,8 @@
 """Layers shared by several families."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -33,14 +35,12 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
     return [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
 
 
-def pooled_head(channels: int, fc_width: int, dropout: float, num_classes: int) -> nn.Sequential:
-    """Global average pooling -> Linear BN ReLU Dropout -> Linear: the documented CNNs' classifier."""
-    return nn.Sequential(
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(channels, fc_width, bias=False),
-        nn.BatchNorm1d(fc_width),
-        nn.ReLU(inplace=True),
-        nn.Dropout(dropout),
-        nn.Linear(fc_width, num_classes),
-    )
+def pooled_head(channels: int, fc_width: int | Sequence[int], dropout: float, num_classes: int) -> nn.Sequential:
+    """Global average pooling -> [Linear BN ReLU Dropout] per hidden width -> Linear: the documented CNNs'
+    classifier. `fc_width` is one hidden width, or several for a deeper head (deeper_cnn's 512 -> 256)."""
+    layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    for width in [fc_width] if isinstance(fc_width, int) else fc_width:
+        layers += [nn.Linear(channels, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        channels = width
+    layers.append(nn.Linear(channels, num_classes))
+    return nn.Sequential(*layers)

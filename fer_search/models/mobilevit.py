@@ -1,8 +1,8 @@
 """mobilevit_xxs: timm's MobileViT-XXS, the series' final model, on grayscale FER input.
 
-The input is resized to `input_size` (64 by default): MobileViT halves the resolution five
-times and unfolds 2x2 patches, so sizes divisible by 32 avoid the feature-map interpolation
-timm falls back to otherwise (the series fed 48x48 directly: input_size=48).
+The input is fed at `input_size`: 48 by default, as the series did (the images' own size, no
+resizing). MobileViT halves the resolution five times and unfolds 2x2 patches, so timm interpolates
+feature maps at 48; 64 or 96 (resized inside `forward`) avoid that and are in the search.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def mobilevit_xxs(
     in_chans: int = 1,
     pretrained: bool = False,
     *,
-    input_size: int = 64,
+    input_size: int = 48,
     drop_rate: float = 0.0,
 ) -> nn.Module:
     if input_size < 32:

@@ -1,7 +1,9 @@
 """timm-style model registry: factories register under their function name, grouped by module (family).
 
 A factory has the signature `name(num_classes=7, in_chans=1, *, hparam=default, ...)`. Factories
-that can load timm's pretrained weights also take `pretrained: bool` before the `*`.
+that can load timm's pretrained weights also take `pretrained: bool` before the `*`. A family that was
+documented with its own input normalisation declares it (`@register_model(normalization=(mean, std))`);
+the others are normalised with the training set's statistics.
 """
 from __future__ import annotations
 
@@ -18,18 +20,29 @@ ModelFactory = Callable[..., nn.Module]
 
 _factories: dict[str, ModelFactory] = {}
 _families: dict[str, str] = {}
+_normalizations: dict[str, tuple[float, float]] = {}
 # Arguments every factory shares; everything else in its signature is a model hyperparameter.
 _COMMON_ARGS = ("num_classes", "in_chans", "pretrained")
 
 
-def register_model(factory: ModelFactory) -> ModelFactory:
-    """Register `factory` under its function name; its family is the name of the module defining it."""
-    name = factory.__name__
-    if name in _factories:
-        raise ValueError(f"model {name!r} is registered twice ({_families[name]} and {factory.__module__})")
-    _factories[name] = factory
-    _families[name] = factory.__module__.rsplit(".", 1)[-1]
-    return factory
+def register_model(factory: ModelFactory | None = None, *, normalization: tuple[float, float] | None = None):
+    """Register `factory` under its function name; its family is the name of the module defining it.
+
+    Used bare (`@register_model`) or with the (mean, std) on 0..1 pixels the model's input must be
+    normalised with (`@register_model(normalization=(0.5, 0.5))`).
+    """
+
+    def register(factory: ModelFactory) -> ModelFactory:
+        name = factory.__name__
+        if name in _factories:
+            raise ValueError(f"model {name!r} is registered twice ({_families[name]} and {factory.__module__})")
+        _factories[name] = factory
+        _families[name] = factory.__module__.rsplit(".", 1)[-1]
+        if normalization is not None:
+            _normalizations[name] = (float(normalization[0]), float(normalization[1]))
+        return factory
+
+    return register(factory) if factory is not None else register
 
 
 def list_models(family: str | None = None) -> list[str]:
@@ -47,6 +60,12 @@ def _factory(name: str) -> ModelFactory:
 def model_family(name: str) -> str:
     _factory(name)
     return _families[name]
+
+
+def model_normalization(name: str) -> tuple[float, float] | None:
+    """The (mean, std) on 0..1 pixels `name` was documented with, or None: use the training set's."""
+    _factory(name)
+    return _normalizations.get(name)
 
 
 def model_hparams(name: str) -> dict[str, Any]:

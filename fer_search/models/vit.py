@@ -5,6 +5,9 @@ mode="documented": the series' setup: a timm ViT `variant` at its native resolut
     as they are. The series used a base-size model (variant="vit_base_patch16_224"); the
     default tiny variant keeps CPU runs and tests affordable.
 mode="native" (default): a small ViT on the 48x48 input itself: patch_size 4 gives 12x12 tokens.
+
+Both modes take the series' ViT normalisation, mean 0.5 and std 0.5 on every channel of 0..1 pixels
+(also what timm's ViT weights were trained with), not the training set's statistics.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ MODES = ("native", "documented")
 _NATIVE_ONLY = ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio")
 
 
-@register_model
+@register_model(normalization=(0.5, 0.5))
 def vit(
     num_classes: int = 7,
     in_chans: int = 1,

@@ -1,4 +1,4 @@
-"""`run` and `spaces`: the search's command line. Ray is imported only once a search starts."""
+"""`run`, `reproduce` and `spaces`: the search's command line. Ray is imported only once a search starts."""
 from __future__ import annotations
 
 import os
@@ -6,8 +6,13 @@ import shlex
 import sys
 import time
 import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fer_search.errors import UserError
+
+if TYPE_CHECKING:
+    from fer_search.search.record import ExperimentRecord
 
 # ASHA's grace period defaults to a third of max-epochs (0 here): a trial on a one-cycle or cosine schedule
 # scores low until its learning rate comes down, and must not be judged at epoch 2.
@@ -15,43 +20,34 @@ DEFAULTS = {"num_samples": 20, "max_epochs": 20, "grace_period": 0, "max_train_i
 # --smoke: a tiny end-to-end budget: about a minute on 2 CPUs with --data synthetic (3,600 training images).
 SMOKE = {"num_samples": 4, "max_epochs": 3, "grace_period": 1, "max_train_images": 4096}
 WANDB_PROJECT = "facial-expression-recognition"  # the documented series' project
-# On a cluster a node can go away mid-search; its trials then start again from their last checkpoint elsewhere.
-CLUSTER_MAX_FAILURES = 3
+VAL_FRACTION = 0.1  # of train, stratified and seeded, where the source has no validation split
 
 
 def add_run_parser(subparsers) -> None:
-    from fer_search.cli import add_keep_test_copies
-
     p = subparsers.add_parser(
         "run", help="search a model family (Ray Tune + Optuna TPE + ASHA)",
-        description="Search one or more model families: the documented configurations run first, then TPE "
-                    "searches around them while ASHA stops weak trials early.")
+        description="Search one or more model families: the documented configurations run first, each with its "
+                    "own documented budget (its epochs, early stopping and schedule; --max-epochs does not shorten "
+                    "it and ASHA does not stop it), then TPE searches around them while ASHA stops weak trials early.")
     p.add_argument("families", nargs="?", metavar="FAMILY[,FAMILY...]|all",
                    help="simple_cnn, deeper_cnn, attention_cnn, resnet, vit, mobilevit, or all")
     p.add_argument("--space", action="append", default=[], metavar="FILE",
                    help="your own search space file (.py/.yaml/.json; see `spaces`), instead of or besides FAMILY")
-    p.add_argument("--data", default=os.environ.get("FER2013_ROOT", "./data/fer2013"),
-                   help="FER2013 path (any form) or 'synthetic' [$FER2013_ROOT or ./data/fer2013: %(default)s]")
-    p.add_argument("--storage", default="./runs", help="results folder, or a URI Ray supports (s3://...) [%(default)s]")
-    p.add_argument("--name", help="experiment name [FAMILIES-DATE-TIME; with --resume: the newest under storage]")
+    _add_shared_options(p, storage_help="results folder, or a URI Ray supports (s3://...) [%(default)s]",
+                        name_help="experiment name [FAMILIES-DATE-TIME; with --resume: the newest under storage]")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted search (finished trials are kept, unfinished ones continue)")
     p.add_argument("--num-samples", metavar="N", type=int,
                    help=f"trials, documented points included [{DEFAULTS['num_samples']}]")
     p.add_argument("--max-epochs", metavar="N", type=int,
-                   help=f"epochs of a trial ASHA never stops [{DEFAULTS['max_epochs']}]")
+                   help=f"epochs of a TPE trial, which ASHA may stop earlier; a documented point runs its own "
+                        f"epochs instead (except with --smoke) [{DEFAULTS['max_epochs']}]")
     p.add_argument("--grace-period", metavar="N", type=int,
                    help="epochs before ASHA may stop a trial [a third of --max-epochs]")
     p.add_argument("--reduction-factor", metavar="N", type=int, default=3,
                    help="ASHA keeps 1/N of the trials per rung [%(default)s]")
     p.add_argument("--metric", choices=("val_acc", "val_macro_f1"), default="val_acc",
                    help="validation metric that selects (test is only reported) [%(default)s]")
-    p.add_argument("--cpus", metavar="N", type=int, help="CPUs the search may use [all]")
-    p.add_argument("--gpus", metavar="N", type=int, help="GPUs the search may use [every visible one]")
-    p.add_argument("--gpus-per-trial", type=float, metavar="F",
-                   help="GPU share of one trial, e.g. 0.25 runs 4 on a GPU "
-                        "[per family: 0.25 CNNs, 0.5 resnet/mobilevit, 1 vit]")
-    p.add_argument("--cpus-per-trial", metavar="N", type=int, default=1, help="CPUs of one trial [%(default)s]")
     p.add_argument("--study-storage", metavar="URL",
                    help="database of the Optuna study (any Optuna supports: sqlite:////abs/studies.db, "
                         "postgresql://..., mysql://...); a study named like the experiment there is continued "
@@ -66,22 +62,55 @@ def add_run_parser(subparsers) -> None:
     p.add_argument("--ship-code", action="store_true",
                    help="with --address: send this checkout's fer_search and search_spaces to every node (Ray "
                         "runtime_env), so nodes without the install, or with another version, run it")
-    p.add_argument("--max-failures", metavar="N", type=int,
-                   help="times a failed trial starts again from its last checkpoint, e.g. after losing its node "
-                        f"[{CLUSTER_MAX_FAILURES} with --address, else 0]")
-    p.add_argument("--time-budget", type=float, metavar="MINUTES", help="stop the search after this long")
-    p.add_argument("--seed", metavar="N", type=int, default=0,
-                   help="seed of the validation split, TPE and training [%(default)s]")
-    p.add_argument("--max-train-images", metavar="N", type=int, help="cap on training images per epoch, 0 = all [0]")
-    add_keep_test_copies(p)
+    p.add_argument("--time-budget", type=float, metavar="MINUTES",
+                   help="after this long, stop running trials at the end of their epoch and start no new one")
+    p.add_argument("--retries", metavar="N", type=int, default=2,
+                   help="restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node) "
+                        "[%(default)s]")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a trainer or model option every trial gets, over what its space says (e.g. --set "
                         "precision=fp32)")
-    p.add_argument("--wandb", action="store_true", help="also log every trial to Weights & Biases")
-    p.add_argument("--wandb-project", default=WANDB_PROJECT, help="W&B project [%(default)s]")
     p.add_argument("--smoke", action="store_true",
-                   help="tiny budget: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in SMOKE.items()))
-    p.set_defaults(handler=_cmd_run)
+                   help="tiny budget for every trial, documented points included: "
+                        + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in SMOKE.items()))
+    p.set_defaults(handler=_cmd_run, run_parser=p)  # the parser: --resume tells given options from defaults
+
+
+def add_reproduce_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "reproduce", help="run the documented series as documented and compare it with the notes",
+        description="Run only the documented points of the families, each exactly as documented (its epochs, "
+                    "early stopping, schedule, batch size, optimiser), several at once where resources allow, "
+                    "then print and write (reproduce.md, reproduce.csv beside the trials) what the notes "
+                    "reported next to what this run measured.")
+    p.add_argument("families", metavar="FAMILY[,FAMILY...]|all",
+                   help="simple_cnn, deeper_cnn, attention_cnn, resnet, vit, mobilevit, or all")
+    _add_shared_options(p, storage_help="results folder (local: the table is written beside the trials) [%(default)s]",
+                        name_help="experiment name [reproduce-FAMILIES-DATE-TIME]")
+    p.set_defaults(handler=_cmd_reproduce)
+
+
+def _add_shared_options(p, *, storage_help: str, name_help: str) -> None:
+    from fer_search.cli import add_keep_test_copies
+
+    p.add_argument("--data", default=os.environ.get("FER2013_ROOT", "./data/fer2013"),
+                   help="FER2013 path (any form) or 'synthetic' [$FER2013_ROOT or ./data/fer2013: %(default)s]")
+    p.add_argument("--storage", default="./runs", help=storage_help)
+    p.add_argument("--name", help=name_help)
+    p.add_argument("--cpus", metavar="N", type=int, help="CPUs the search may use [all]")
+    p.add_argument("--gpus", metavar="N", type=int, help="GPUs the search may use [every visible one]")
+    p.add_argument("--gpus-per-trial", type=float, metavar="F",
+                   help="GPU share of one trial, e.g. 0.25 runs 4 on a GPU "
+                        "[per family: 0.25 CNNs, 0.5 resnet/mobilevit, 1 vit]")
+    p.add_argument("--cpus-per-trial", metavar="N", type=int, default=1, help="CPUs of one trial [%(default)s]")
+    p.add_argument("--seed", metavar="N", type=int, default=0,
+                   help="seed of the validation split, TPE and training [%(default)s]")
+    p.add_argument("--max-train-images", metavar="N", type=int,
+                   help="cap on training images per epoch, for quick checks, 0 = all [0]")
+    add_keep_test_copies(p)
+    p.add_argument("--wandb", action="store_true",
+                   help="also log every trial to Weights & Biases (tags: model type, data-set version, experiment type)")
+    p.add_argument("--wandb-project", default=WANDB_PROJECT, help="W&B project [%(default)s]")
 
 
 def add_spaces_parser(subparsers) -> None:
@@ -107,44 +136,47 @@ def _cmd_spaces(args) -> int:
 
 def _cmd_run(args) -> int:
     from fer_search.search import layout
+    from fer_search.search.record import load_record
     from fer_search.search.settings import (SearchSettings, local_cpu_count, local_gpu_count, plan_resources,
                                             resolve_storage)
     from fer_search.training.config import TrainConfig, parse_set_options
 
+    if args.resume and (args.study_storage or args.continue_study):
+        raise UserError("--resume continues the experiment's own study; drop --study-storage and --continue-study")
+    storage = resolve_storage(args.storage)  # a relative path or ~, resolved once here (every node gets this one)
+    name = args.name
+    if name is None and args.resume:
+        found = layout.list_experiments(storage) if "://" not in storage else []
+        if not found:
+            raise UserError(f"nothing to resume under {storage}; pass --name NAME")
+        name = found[-1]
+    record = None
+    if args.resume and "://" not in storage:
+        if not layout.experiment_started(storage, name):
+            print(f"nothing was started at {storage}/{name} yet: starting it", flush=True)
+            args.resume = False
+        else:
+            record = load_record(f"{storage}/{name}")
+    if record is not None:
+        _take_from_record(args, record)
     spaces = _spaces(args)
     budget = {key: getattr(args, key) if getattr(args, key) is not None else (SMOKE if args.smoke else DEFAULTS)[key]
               for key in DEFAULTS}
     budget["grace_period"] = budget["grace_period"] or max(1, budget["max_epochs"] // 3)
-    for key, value in budget.items():
-        least = 0 if key == "max_train_images" else 1
-        if value < least:
-            raise UserError(f"--{key.replace('_', '-')} must be at least {least}, got {value}")
-    if args.max_failures is not None and args.max_failures < 0:
-        raise UserError(f"--max-failures must be at least 0, got {args.max_failures}")
+    _check_run_options(args, budget)
     if args.ship_code and args.address is None:
         raise UserError("--ship-code sends this checkout to a cluster's nodes: add --address (a search on this machine "
                         "runs this checkout already)")
-    storage = resolve_storage(args.storage)
-    if storage != args.storage:
-        print(f"storage: {storage} (--storage {args.storage})")
-    name = args.name
     if name is None:
-        if args.resume:
-            found = layout.list_experiments(storage) if "://" not in storage else []
-            if not found:
-                raise UserError(f"nothing to resume under {storage}; pass --name NAME")
-            name = found[-1]
-        else:
-            name = "-".join(s.family for s in spaces) + time.strftime("-%Y%m%d-%H%M%S")
+        name = "-".join(s.family for s in spaces) + time.strftime("-%Y%m%d-%H%M%S")
     settings = SearchSettings(
         storage=storage, name=name, metric=args.metric, seed=args.seed, cpus=args.cpus, gpus=args.gpus,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, address=args.address,
         storage_shared=args.storage_shared, ship_code=args.ship_code,
-        max_failures=(args.max_failures if args.max_failures is not None
-                      else CLUSTER_MAX_FAILURES if args.address else 0),
-        reduction_factor=args.reduction_factor,
+        reduction_factor=args.reduction_factor, trial_retries=args.retries,
         time_budget_s=args.time_budget * 60 if args.time_budget else None,
-        wandb_project=args.wandb_project if args.wandb else None, fixed=parse_set_options(args.set), **budget,
+        wandb_project=args.wandb_project if args.wandb else None, point_budgets=not args.smoke,
+        fixed=parse_set_options(args.set), **budget,
     )
     settings.study = _study_location(args, storage, name, [s.family for s in spaces], settings.objective)
     for space in spaces:  # a bad --set fails here, not inside every trial
@@ -159,22 +191,110 @@ def _cmd_run(args) -> int:
 
     from fer_search.data import describe_load, load_data
 
-    data = load_data(args.data, seed=args.seed, drop_test_copies=not args.keep_test_copies)
+    data = load_data(args.data, seed=args.seed, val_fraction=VAL_FRACTION, drop_test_copies=not args.keep_test_copies)
     print(describe_load(data))
-    if args.resume:  # the budget and spaces are the experiment's own, restored by Ray
-        print(f"resuming {settings.storage}/{name}", flush=True)
+    experiment = f"{settings.storage}/{name}"
+    if record is not None:
+        record.check_same_data(data)
+        record.num_samples = settings.num_samples
+        record.save(experiment)
+    elif not args.resume and "://" not in storage:
+        _new_record(args, spaces, data, settings).save(experiment)
+    if args.resume:  # the spaces, metric and epochs are the experiment's own, restored by Ray
+        print(f"resuming {experiment}" + (f": {settings.num_samples} trials in all" if record else ""), flush=True)
     else:
+        own = "documented points: their own epochs" if settings.point_budgets else "documented points too"
         print(f"search {settings.storage}/{name}: {', '.join(s.family for s in spaces)}; "
-              f"{settings.num_samples} trials, up to {settings.max_epochs} epochs, "
+              f"{settings.num_samples} trials, up to {settings.max_epochs} epochs ({own}), "
               f"ASHA grace {settings.grace_period}, selecting on {settings.metric}", flush=True)
 
-    from fer_search.search.ray_tune import run_search
+    from fer_search.search.ray_tune import budget_ran_out, run_search
 
-    run_search(spaces, data, settings, resume=args.resume)
+    run_search(spaces, data, settings, resume=args.resume, num_samples=record.num_samples if record else None)
+    if budget_ran_out():
+        print(f"\nthe time budget ({args.time_budget:g} min) ran out: running trials were stopped at the end of "
+              "their epoch (their best epochs are kept), and no new trial was started")
     if "://" in storage:
         print(f"\nresults: {storage}/{name}")
         return 0
-    return _print_outcome(storage, name, settings.metric, args)
+    return _print_outcome(storage, name, settings.metric, args, budget_ran_out())
+
+
+def _take_from_record(args, record: ExperimentRecord) -> None:
+    """--resume: what the user leaves out comes from the experiment's record; what differs is refused
+    (families, space files) or, where the restored search keeps its own, warned about and ignored."""
+    defaults = args.run_parser
+    given = {key for key, value in vars(args).items() if value != defaults.get_default(key)}
+    families = [n.strip() for n in args.families.split(",") if n.strip()] if args.families else []
+    spaces = sorted(str(Path(path).absolute()) for path in args.space)
+    if (families or spaces) and (sorted(families), spaces) != (sorted(record.families), sorted(record.space_files)):
+        searched = ", ".join(record.families + record.space_files)
+        raise UserError(f"--resume: this experiment searched {searched}; leave FAMILY and --space out to resume it, "
+                        "or start a new --name for another search")
+    args.families = ",".join(record.families) or None
+    args.space = list(record.space_files)
+    if "data" not in given:
+        args.data = record.data
+    if "seed" in given and args.seed != record.val_seed:
+        raise UserError(f"--resume: --seed {args.seed} would carve another validation split than the experiment's "
+                        f"(seed {record.val_seed}); leave --seed out")
+    if "num_samples" not in given:
+        args.num_samples = record.num_samples
+    if args.num_samples < record.num_samples:
+        raise UserError(f"--resume: --num-samples {args.num_samples} is fewer than the experiment's "
+                        f"{record.num_samples}; it can only grow")
+    same = {key for key in ("metric", "max_epochs", "keep_test_copies") if getattr(args, key) == getattr(record, key)}
+    kept = sorted((given - same) & {"metric", "max_epochs", "grace_period", "reduction_factor", "max_train_images",
+                                    "set", "smoke", "retries", "wandb", "keep_test_copies"})
+    args.seed, args.keep_test_copies, args.metric = record.val_seed, record.keep_test_copies, record.metric
+    args.max_epochs = record.max_epochs
+    if kept:
+        print("warning: --resume keeps the experiment's own settings; ignoring "
+              + ", ".join("--" + key.replace("_", "-") for key in kept), file=sys.stderr)
+
+
+def _new_record(args, spaces, data, settings) -> ExperimentRecord:
+    from fer_search.search import study
+    from fer_search.search.record import ExperimentRecord, fingerprint, val_ids_hash
+
+    location = settings.study_location()
+    return ExperimentRecord(
+        families=[s.family for s in spaces if s.source.startswith("search_spaces/")],
+        space_files=[str(Path(path).absolute()) for path in args.space],
+        data=args.data if args.data == "synthetic" else str(Path(args.data).absolute()),
+        data_fingerprint=fingerprint(data), val_seed=args.seed, val_fraction=VAL_FRACTION,
+        val_ids_hash=val_ids_hash(data), keep_test_copies=args.keep_test_copies, metric=settings.metric,
+        max_epochs=settings.max_epochs, num_samples=settings.num_samples, command=sys.argv[1:],
+        study_name=location.study_name,
+        study_storage=study.recorded_storage(location, f"{settings.storage}/{settings.name}"))
+
+
+def _check_run_options(args, budget: dict[str, int]) -> None:
+    """Numbers Tune or ASHA would take and then hang on, or fail deep inside with: one line each."""
+    least = {**{key: 1 for key in budget}, "max_train_images": 0, "cpus_per_trial": 1, "gpus": 0, "cpus": 1,
+             "retries": 0, "reduction_factor": 2}  # ASHA's rungs need a factor of 2 or more
+    values = {**budget, **{key: getattr(args, key)
+                           for key in ("cpus_per_trial", "gpus", "cpus", "reduction_factor", "retries")}}
+    for key, value in values.items():
+        if value is not None and value < least[key]:
+            raise UserError(f"--{key.replace('_', '-')} must be at least {least[key]}, got {value}")
+    for key in ("gpus_per_trial", "time_budget"):
+        value = getattr(args, key)
+        if value is not None and not value > 0:
+            raise UserError(f"--{key.replace('_', '-')} must be more than 0, got {value:g}")
+
+
+def _family_names(families: str | None) -> list[str]:
+    """"all", or comma-separated family names -> the names, checked."""
+    from search_spaces import FAMILIES
+
+    if not families:
+        return []
+    names = list(FAMILIES) if families == "all" else [n.strip() for n in families.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise UserError(f"unknown family {', '.join(unknown)}; families: {', '.join(FAMILIES)} (or all)")
+    return names
 
 
 def _study_location(args, storage: str, name: str, families: list[str], objective: str):
@@ -183,8 +303,6 @@ def _study_location(args, storage: str, name: str, families: list[str], objectiv
     from fer_search.search import study
 
     if args.resume:
-        if args.study_storage or args.continue_study:
-            raise UserError("--resume continues the experiment's own study; drop --study-storage and --continue-study")
         return None
     if args.continue_study:
         if args.study_storage:
@@ -210,12 +328,7 @@ def _study_location(args, storage: str, name: str, families: list[str], objectiv
 def _spaces(args):
     from search_spaces import FAMILIES, load_space
 
-    names = []
-    if args.families:
-        names = list(FAMILIES) if args.families == "all" else [n.strip() for n in args.families.split(",") if n.strip()]
-        unknown = [n for n in names if n not in FAMILIES]
-        if unknown:
-            raise UserError(f"unknown family {', '.join(unknown)}; families: {', '.join(FAMILIES)} (or all)")
+    names = _family_names(args.families)
     if not names and not args.space:
         raise UserError(f"name a family to search ({', '.join(FAMILIES)}, or all) or give --space FILE")
     spaces = [load_space(n) for n in names] + [load_space(path) for path in args.space]
@@ -223,6 +336,62 @@ def _spaces(args):
     if len(set(families)) < len(families):
         raise UserError(f"family given twice: {', '.join(families)}; one space per family")
     return spaces
+
+
+def _cmd_reproduce(args) -> int:
+    from fer_search.search import layout, reproduce
+    from fer_search.search.settings import SearchSettings, local_cpu_count, local_gpu_count, plan_resources, resolve_storage
+    from search_spaces import FAMILIES, load_documented
+
+    names = _family_names(args.families)
+    if not names:
+        raise UserError(f"name the families to reproduce ({', '.join(FAMILIES)}, or all)")
+    spaces = [load_documented(name) for name in names]
+    if args.max_train_images is not None and args.max_train_images < 0:
+        raise UserError(f"--max-train-images must be at least 0, got {args.max_train_images}")
+    storage = resolve_storage(args.storage)
+    if "://" in storage:
+        raise UserError(f"reproduce writes its table beside the trials: --storage must be a local folder, got {storage}")
+    name = args.name or "reproduce-" + "-".join(names) + time.strftime("-%Y%m%d-%H%M%S")
+    epochs = [space.points[point]["epochs"] for space in spaces for point in space.points]
+    # Every point runs its own epochs and ASHA lets it finish; max_epochs only sizes ASHA's rungs.
+    settings = SearchSettings(
+        storage=storage, name=name, num_samples=len(epochs), max_epochs=max(epochs), grace_period=1,
+        seed=args.seed, cpus=args.cpus, gpus=args.gpus, gpus_per_trial=args.gpus_per_trial,
+        cpus_per_trial=args.cpus_per_trial, max_train_images=args.max_train_images or 0,
+        wandb_project=args.wandb_project if args.wandb else None, experiment_type="reproduce",
+    )
+    if args.wandb:
+        _check_wandb()
+    plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
+
+    from fer_search.data import describe_load, load_data
+
+    data = load_data(args.data, seed=args.seed, drop_test_copies=not args.keep_test_copies)
+    sizes = ", ".join(f"{split} {len(images):,}" for split, images in data.splits().items())
+    print(describe_load(data))
+    print(f"reproduce {storage}/{name}: {len(epochs)} documented points of {', '.join(names)}, "
+          f"each with its own budget", flush=True)
+
+    from fer_search.search.ray_tune import run_search
+
+    run_search(spaces, data, settings)
+    header = [f"# The documented series, run as documented: {', '.join(names)}", "",
+              f"Data: {data.name} ({sizes}; version {data.fingerprint()}), seed {args.seed}; "
+              f"experiment {storage}/{name}, {time.strftime('%Y-%m-%d')}. Notes: documented-versions.md."]
+    if settings.max_train_images:
+        header += ["", f"**Not as documented: capped at {settings.max_train_images:,} training images per epoch.**"]
+    trials = layout.list_trials(storage, name)
+    rows = reproduce.build_table(spaces, trials)
+    md_path, csv_path, markdown = reproduce.write_table(rows, f"{storage}/{name}", header=header,
+                                                        notes=reproduce.point_notes(spaces))
+    print("\n" + markdown + f"\ntable: {md_path}\n       {csv_path}")
+    unmeasured = [t.name for t in trials if t.status != layout.COMPLETED]
+    if unmeasured:
+        print(f"error: {', '.join(unmeasured)} did not run to their end; see error.txt in the trial folders",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def _check_wandb() -> None:
@@ -236,7 +405,7 @@ def _check_wandb() -> None:
                         "offline with WANDB_MODE=offline (upload later with `wandb sync`)")
 
 
-def _print_outcome(storage: str, name: str, metric: str, args) -> int:
+def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: bool) -> int:
     """The best trials, where everything is, and what to run next."""
     from collections import Counter
 
@@ -257,14 +426,23 @@ def _print_outcome(storage: str, name: str, metric: str, args) -> int:
             print(f"{trial.name:<34} {trial.status:<14} {trial.epochs:>6} {summary['best_epoch']:>5} "
                   f"{m[metric]:>13.4f} {m['val_macro_f1']:>13.4f} {test:>10}")
         print("* test is reported, never used to select")
+    for trial in trials:
+        if trial.failure():
+            print(f"failed:      {trial.name}: {trial.failure()}")
+    collapsing = [t.name for t in trials if t.config.get("imbalance") == "both"]
+    if collapsing:  # the trainer's warning is off inside trials, so the outcome says it once
+        print(f"note:        {', '.join(collapsing)}: imbalance=both (weighted loss + oversampling) is the documented "
+              "v3 combination that collapsed to predicting 'disgust' only; a low score is its expected result")
     quoted_storage = shlex.quote(storage)
-    print(f"\nresults:     {storage}/{name}  (best/model.pt, best/probs.npz per trial)")
+    print(f"\nresults:     {storage}/{name}  (each trial's best epoch: TRIAL/checkpoint_*/best/model.pt, probs.npz)")
     print(f"tensorboard: tensorboard --logdir {quoted_storage}")
     print(f"study:       python -m fer_search dashboard {shlex.quote(name)} --storage {quoted_storage}")
     print(f"next:        python -m fer_search ensemble --top 3 --storage {quoted_storage} --name {shlex.quote(name)}")
-    if counts[layout.RUNNING] or counts[layout.ERRORED]:
+    if counts[layout.RUNNING] or counts[layout.ERRORED] or budget_ran_out:
         command = ["run"] + ([args.families] if args.families else []) + [a for s in args.space for a in ("--space", s)]
         command += ["--data", args.data, "--storage", storage, "--name", name, "--resume"]
+        if budget_ran_out:
+            command += ["--time-budget", f"{args.time_budget:g}"]
         print(f"unfinished:  python -m fer_search {' '.join(shlex.quote(a) for a in command)}")
     if not scored:
         print("error: no trial finished an epoch; see error.txt in the trial folders", file=sys.stderr)

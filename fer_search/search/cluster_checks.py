@@ -5,7 +5,8 @@ Each one fails at once with the fix in the message, before any trial starts:
 - storage: every node writes its trials' checkpoints to --storage, so on more than one node a folder
   of this machine is refused unless the user says it is shared (--storage-shared: e.g. an NFS mount
   at the same path on every node);
-- node sizes: a trial's CPUs and GPU share must fit on one node, or Ray leaves it pending forever;
+- node sizes: a trial's CPUs and GPU share must fit on one node, or Ray leaves it pending forever
+  (a search's own one-node Ray is sized by settings.plan_resources);
 - code: trials import fer_search and search_spaces on the node they run on; a node that lacks them
   fails every trial, and one with another version runs other code. `--ship-code` sends this
   checkout with the search (Ray's runtime_env `py_modules`).
@@ -14,10 +15,14 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fer_search.errors import UserError
 from fer_search.search.code_probe import TRIAL_PACKAGES
 from fer_search.search.layout import short_node_id
+
+if TYPE_CHECKING:
+    from fer_search.search.settings import Resources
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,14 @@ def check_storage(storage: str, nodes: int, shared: bool) -> None:
                     "--storage-shared, or a bucket URI (s3://..., gs://...)")
 
 
-def check_trial_fits(cpus_per_trial: int, gpus_per_trial: dict[str, float], nodes: list[Node]) -> None:
-    """Every family's trial bundle (its CPUs and GPU share, all on one node) fits on some node."""
-    for family, gpus in gpus_per_trial.items():
-        if not any(node.cpus >= cpus_per_trial and node.gpus >= gpus - 1e-9 for node in nodes):
-            raise UserError(f"a {family} trial needs {cpus_per_trial} CPU and {gpus:g} GPU on one node, but no node "
-                            f"has that (nodes: {'; '.join(map(str, nodes))}); lower --cpus-per-trial or "
-                            "--gpus-per-trial, or add a bigger node")
+def check_fits_a_node(resources: Resources, nodes: list[Node]) -> None:
+    """A trial runs on one node: refuse a request (its CPUs and GPU share, per family) that none of `nodes` can hold."""
+    for family, gpus in resources.gpus_per_trial.items():
+        if any(node.cpus >= resources.cpus_per_trial and node.gpus >= gpus - 1e-9 for node in nodes):
+            continue
+        raise UserError(f"no node can hold a {family} trial ({resources.cpus_per_trial} CPU, {gpus:g} GPU); the nodes "
+                        f"have: {'; '.join(map(str, nodes))}. Lower --cpus-per-trial or --gpus-per-trial, or add a "
+                        "bigger node")
 
 
 def check_code(driver: dict, on_nodes: dict[Node, dict | str]) -> None:

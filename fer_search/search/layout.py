@@ -1,32 +1,37 @@
 """The files of a search, read without Ray: experiments under a storage folder, trials, their results.
 
 `STORAGE/NAME/` is one experiment. Each trial directory holds Ray's `params.json` (the trial's flat
-configuration), `result.json` (one JSON line per epoch; the last has `done: true` once the trial has
-ended), `progress.csv`, `error.txt` if it failed, TensorBoard event files, and the newest Ray
-checkpoint `checkpoint_*/` with `state.pt` (resume state) and `best/` (`model.pt`, `probs.npz`,
-`summary.json`) for the best epoch by the validation metric.
+configuration), `result.json` (one JSON line per epoch; the trainer's last epoch has `finished_by`, a
+trial Tune stopped ends with a `done: true` line), `progress.csv`, `error.txt` if it failed,
+TensorBoard event files, and the newest Ray checkpoint `checkpoint_*/` with `state.pt` (resume
+state) and `best/` (`model.pt`, `probs.npz`, `summary.json`) for the best epoch by the validation metric.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from fer_search.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATE_FILE = "state.pt"
 BEST_DIR = "best"
 MODEL_FILE = "model.pt"
 PROBS_FILE = "probs.npz"
 SUMMARY_FILE = "summary.json"
+ERROR_FILE = "error.txt"  # Ray's, in a failed trial's directory: the traceback
 FINISHED_KEY = "finished_by"  # in the last result of a trial the trainer ended itself: "max_epochs" | "early_stopping"
 NODE_KEY = "node_id"  # in every result: the Ray node that ran the epoch
+DEVICE_KEY = "device"  # in every result: what the trial trained on ("cpu", "cuda:0 (NVIDIA H200)")
+DIVERGED_BY = "diverged"  # FINISHED_KEY of a trial whose training loss became non-finite (a failed trial)
 
-COMPLETED, STOPPED, ERRORED, RUNNING = "completed", "stopped early", "errored", "running"
+COMPLETED, STOPPED, ERRORED, RUNNING, DIVERGED = "completed", "stopped early", "errored", "running", "diverged"
 
 
 def short_node_id(node_id: str) -> str:
@@ -71,13 +76,32 @@ class Trial:
 
     @property
     def status(self) -> str:
-        """completed (the trainer ended it), stopped early (ASHA or the time budget), errored, running
-        (or interrupted: a search killed mid-trial looks the same until `--resume` finishes it)."""
+        """completed (the trainer ended it), stopped early (ASHA or the time budget), diverged (its loss
+        became non-finite), errored, running (or interrupted: a search killed mid-trial looks the same
+        until `--resume` finishes it)."""
+        # The trainer marks a trial's last epoch (finished_by); a trial Tune stopped (ASHA, the time
+        # budget) has a `done` line without it.
+        if self.finished_by == DIVERGED_BY:
+            return DIVERGED
+        if self.finished_by:
+            return COMPLETED
         if self.last_result.get("done"):
-            return COMPLETED if self.finished_by else STOPPED
-        if (self.path / "error.txt").exists():
+            return STOPPED
+        if (self.path / ERROR_FILE).exists():
             return ERRORED
         return RUNNING
+
+    def failure(self) -> str | None:
+        """Why a diverged or errored trial failed, in one line (None for the others)."""
+        if self.status == DIVERGED:
+            return diverged_line(self.last_result)
+        if self.status == ERRORED:
+            return f"{error_line(self.path / ERROR_FILE)} (full log: {self.path / ERROR_FILE})"
+        return None
+
+    @property
+    def device(self) -> str:
+        return self.last_result.get(DEVICE_KEY, "")
 
     @property
     def epochs(self) -> int:
@@ -86,7 +110,7 @@ class Trial:
     @cached_property
     def results(self) -> list[dict[str, Any]]:
         """Every result so far (Ray's result.json), one per epoch."""
-        return _results(self.path / "result.json")
+        return recorded_results(self.path)
 
     @property
     def nodes(self) -> list[str]:
@@ -96,6 +120,8 @@ class Trial:
     @cached_property
     def progress(self) -> pd.DataFrame:
         """One row per epoch (Ray's progress.csv); empty before the first epoch."""
+        import pandas as pd  # here: listing trials (`run`'s outcome, `--resume`) needs no pandas
+
         path = self.path / "progress.csv"
         try:
             return pd.read_csv(path)
@@ -133,6 +159,11 @@ class Trial:
         return json.loads(path.read_text()) if path is not None else None
 
 
+def experiment_started(storage: str | Path, name: str) -> bool:
+    """Whether Ray started experiment `name` (its tuner.pkl, which `--resume` restores, is there)."""
+    return (Path(storage) / name / "tuner.pkl").is_file()
+
+
 def list_experiments(storage: str | Path) -> list[str]:
     """Names of the experiments under `storage` (folders holding trial directories), oldest first."""
     root = Path(storage)
@@ -155,25 +186,37 @@ def list_trials(storage: str | Path, name: str) -> list[Trial]:
             config = json.loads(params.read_text())
         except json.JSONDecodeError:
             continue  # written at trial start; a torn file means the trial never ran
-        trials.append(Trial(name, directory, config, _last_result(directory / "result.json")))
+        results = recorded_results(directory)
+        trials.append(Trial(name, directory, config, results[-1] if results else {}))
     return sorted(trials, key=lambda t: (t.number, t.name))
 
 
-def _last_result(path: Path) -> dict[str, Any]:
-    rows = _results(path)
-    return rows[-1] if rows else {}
-
-
-def _results(path: Path) -> list[dict[str, Any]]:
-    """The rows of a result.json, one per epoch."""
+def error_line(path: Path) -> str:
+    """The real error of a failed trial: the last line of Ray's traceback file, without its colour codes
+    and the exception's module path ("UserError: ...", not "fer_search.errors.UserError: ...")."""
     try:
-        lines = path.read_text().splitlines()
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except FileNotFoundError:
+        return "failed (no error.txt was written)"
+    last = re.sub(r"\x1b\[[0-9;]*m", "", lines[-1]).strip() if lines else "failed"
+    return re.sub(r"^[\w.]+\.(\w+(Error|Exception)\b)", r"\1", last)
+
+
+def diverged_line(result: dict[str, Any]) -> str:
+    return f"diverged in epoch {result.get('epoch')} (train loss {result.get('train_loss')})"
+
+
+def recorded_results(trial_dir: Path) -> list[dict[str, Any]]:
+    """Every result of a trial, oldest first (Ray's result.json, one JSON line per result; a line cut
+    short by an interrupted write is left out)."""
+    try:
+        lines = (trial_dir / "result.json").read_text().splitlines()
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    rows = []
+    results = []
     for line in lines:
         try:
-            rows.append(json.loads(line))
+            results.append(json.loads(line))
         except json.JSONDecodeError:
-            continue  # a line cut short by an interrupted write
-    return rows
+            continue
+    return results

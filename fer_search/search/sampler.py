@@ -7,6 +7,10 @@ search's seed, which carved the validation split). A trial trains with seed `spl
 trial_number`: trials that differ in their random draws make a better ensemble than copies. Optuna parameter
 names carry the family ("resnet.lr") so that families with different choices for the same key can
 share one study; non-scalar choices (layer widths) are given to Optuna as their JSON text.
+
+A documented point that names its own `epochs` keeps them over the run's `--max-epochs`
+(budgeted_points; the scheduler in ray_tune.py also lets it run to its end), so it runs as the
+notes ran it. A point without its own epochs is a starting configuration like any other trial.
 """
 from __future__ import annotations
 
@@ -24,9 +28,12 @@ class SpaceSampler:
     """Callable on an Optuna trial -> the trial's configuration. Plain data only: Ray pickles it
     with the searcher's state, which `--resume` loads again."""
 
-    def __init__(self, spaces: list[SearchSpace], overrides: dict[str, Any]):
+    def __init__(self, spaces: list[SearchSpace], overrides: dict[str, Any], *, point_budgets: bool = True):
         self.spaces = {space.family: space for space in spaces}
         self.overrides = dict(overrides)  # run-wide settings (epochs, metric, seed, ...) every trial gets
+        # (family, point) of the points that keep their own epochs; none when the run cuts every trial (--smoke).
+        self.budgeted_points = {(family, name) for family, space in self.spaces.items()
+                                for name, point in space.points.items() if "epochs" in point} if point_budgets else set()
 
     def documented_points(self) -> list[tuple[dict[str, Any], dict[str, str]]]:
         """(Optuna parameters to enqueue, user attributes) per documented point, families interleaved
@@ -59,8 +66,11 @@ class SpaceSampler:
                 continue
             # For a documented point Optuna returns the enqueued value, so TPE learns from it.
             config[key] = _suggest(trial, _optuna_name(family, key, spec, found[0]), found[1])
-        seed = self.overrides.get("seed", 0)
-        return {**config, **self.overrides, "seed": seed + trial.number, "family": family,
+        run_wide = dict(self.overrides)
+        if (family, point) in self.budgeted_points:
+            del run_wide["epochs"]
+        seed = run_wide.get("seed", 0)
+        return {**config, **run_wide, "seed": seed + trial.number, "family": family,
                 "point": point or TPE_POINT, "trial_number": trial.number, "split_seed": seed}
 
 

@@ -1,19 +1,26 @@
 """Run-wide search settings and the checks that need no Ray: storage, resources.
 
 The resource check runs before any trial starts: Ray leaves a trial that asks for a GPU the cluster
-lacks PENDING forever, so a mismatch must fail here, at once, with the fix in the message.
+lacks PENDING forever, so a mismatch must fail here, at once, with the fix in the message (that a
+trial fits on one node is checked once Ray's nodes are known: cluster_checks.py).
 """
 from __future__ import annotations
 
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_search.errors import UserError
 from fer_search.search.study import StudyLocation, default_location
 from search_spaces import SearchSpace
+
+
+# ViT at 224x224 (mode=documented) is by far the largest model: more than two trials on one GPU is
+# asking for out-of-memory errors, so a smaller share is warned about.
+VIT_LEAST_GPU_SHARE = 0.5
 
 
 @dataclass
@@ -33,11 +40,15 @@ class SearchSettings:
     address: str | None = None  # an existing Ray cluster ("auto" or HOST:PORT)
     storage_shared: bool = False  # --storage-shared: a local --storage is the same shared folder on every node
     ship_code: bool = False  # --ship-code: send this checkout's trial packages to the cluster's nodes
-    max_failures: int = 0  # restarts of a failed trial from its last checkpoint (e.g. after losing its node)
     time_budget_s: float | None = None
     wandb_project: str | None = None
     max_train_images: int = 0  # cap per epoch (smoke runs); 0 = all
     fixed: dict = field(default_factory=dict)  # `run --set KEY=VALUE`: options every trial gets
+    # A documented point that names its own epochs keeps them over max_epochs and runs to its own end
+    # (ASHA does not stop it); False (--smoke) cuts every trial to the run's tiny budget.
+    point_budgets: bool = True
+    experiment_type: str = "search"  # W&B tag: "search" or "reproduce"
+    trial_retries: int = 2  # restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node)
     study: StudyLocation | None = None  # None: study.db in the experiment folder, named after the experiment
 
     @property
@@ -49,7 +60,7 @@ class SearchSettings:
         return self.study or default_location(self.storage, self.name)
 
     def overrides(self) -> dict:
-        """Trainer options every trial gets, whatever its space says."""
+        """Trainer options every trial gets, whatever its space says (epochs: but see point_budgets)."""
         values = {"epochs": self.max_epochs, "metric": self.metric, "seed": self.seed}
         if self.max_train_images:
             values["max_train_images"] = self.max_train_images
@@ -76,6 +87,13 @@ def plan_resources(settings: SearchSettings, spaces: list[SearchSpace], *, cpus_
                         f"(found {gpus_found}); drop --gpus-per-trial to run on CPU")
     per_trial = {s.family: (settings.gpus_per_trial or s.gpus_per_trial) if gpus else 0.0 for s in spaces}
     for family, need in per_trial.items():
+        if need > 1:
+            raise UserError(f"a {family} trial asks for {need:g} GPUs: trials train on one GPU; pass "
+                            "--gpus-per-trial 1 or less")
+        if family == "vit" and 0 < need < VIT_LEAST_GPU_SHARE:
+            warnings.warn(f"--gpus-per-trial {need:g} puts {math.floor(1 / need)} ViT trials on one GPU; at 224x224 "
+                          "(mode=documented) they may run out of its memory (each trial's share caps its memory)",
+                          stacklevel=2)
         if need > gpus:
             raise UserError(f"a {family} trial asks for {need:g} GPU(s) but the search has {gpus}; "
                             f"pass --gpus-per-trial with at most {gpus}")

@@ -2,9 +2,11 @@
 
 Every experiment keeps its study in a database Optuna supports: by default `study.db` (SQLite) in
 the experiment folder; `run --study-storage URL` takes any other (PostgreSQL, MySQL, ...) for teams
-that share one. The experiment folder's `study.json` says where the study is, for `dashboard`,
-`leaderboard`, `ensemble` and `run --continue-study`: `{"study_name": ..., "storage": URL}`, with
-`"storage": null` for the folder's own `study.db` (so the folder can be moved or copied as a whole).
+that share one. The experiment's record (`experiment.json`, record.py) says where the study is, for
+`dashboard`, `leaderboard`, `ensemble` and `run --continue-study`: `study_name`, and `study_storage`
+null for the folder's own `study.db` (so the folder can be moved or copied as a whole). An experiment
+without a record (`reproduce`, or a search started from Python) has its own `study.db`, whose one study
+is its study.
 
 A study that already holds trials is continued by a later `run`: TPE goes on from its whole history
 (the documented points ran already, so they are not enqueued again). A study records the families
@@ -12,7 +14,6 @@ it searched and the objective it maximised; a continuation must search the same 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +21,9 @@ import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 from fer_search.errors import UserError
+from fer_search.search.record import load_record
 
 STUDY_DB = "study.db"
-STUDY_FILE = "study.json"
 FAMILIES_ATTR, OBJECTIVE_ATTR = "families", "objective"  # study user attributes, set when it starts
 EXPERIMENT_ATTR = "experiment"  # trial user attribute: the experiment that ran it
 
@@ -55,30 +56,41 @@ def default_location(storage: str, experiment: str) -> StudyLocation:
     return StudyLocation(sqlite_url(Path(storage, experiment, STUDY_DB)), experiment)
 
 
-def record(experiment_path: str | Path, location: StudyLocation) -> None:
-    """Write study.json into a local experiment folder (a bucket experiment's study is where --study-storage says)."""
-    if "://" in str(experiment_path):
-        return
+def recorded_storage(location: StudyLocation, experiment_path: str | Path) -> str | None:
+    """The study's database as the experiment's record keeps it: None for the folder's own study.db."""
+    return None if location.storage == sqlite_url(Path(experiment_path) / STUDY_DB) else location.storage
+
+
+def recorded(experiment_path: str | Path) -> StudyLocation | None:
+    """The study of an experiment folder, as its record says; None for an experiment that kept none (one from
+    before studies were kept in a database: its study is in Ray's searcher state only)."""
     folder = Path(experiment_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    own = location.storage == sqlite_url(folder / STUDY_DB)
-    (folder / STUDY_FILE).write_text(json.dumps({"study_name": location.study_name,
-                                                 "storage": None if own else location.storage}, indent=2))
+    record = load_record(folder)
+    if record is not None and record.study_name is not None:
+        return StudyLocation(record.study_storage or sqlite_url(folder / STUDY_DB), record.study_name)
+    own = folder / STUDY_DB
+    if not own.is_file():
+        return None
+    # Without a record: the one study in the folder's own database, whose name stays when the folder is renamed
+    # or copied (the folder's name where it holds several).
+    url = sqlite_url(own)
+    try:
+        names = optuna.get_all_study_names(storage=url)
+    except SQLAlchemyError as exc:
+        raise _unreadable(url, exc) from None
+    return StudyLocation(url, names[0] if len(names) == 1 else folder.name)
 
 
 def find(experiment_path: str | Path) -> StudyLocation:
-    """The study of an experiment folder, from its study.json."""
+    """The study of an experiment folder (see recorded())."""
     folder = Path(experiment_path)
     if not folder.is_dir():
         raise UserError(f"no experiment folder {folder} (check --storage and the experiment name)")
-    try:
-        found = json.loads((folder / STUDY_FILE).read_text())
-    except FileNotFoundError:
-        raise UserError(f"experiment {folder} has no {STUDY_FILE} (made before studies were kept in a database?); "
-                        "pass --study-storage URL") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{folder / STUDY_FILE} is not valid JSON ({exc})") from None
-    return StudyLocation(found["storage"] or sqlite_url(folder / STUDY_DB), found["study_name"])
+    location = recorded(folder)
+    if location is None:
+        raise UserError(f"experiment {folder} has no study database (made before studies were kept in one?); "
+                        "pass --study-storage URL")
+    return location
 
 
 def load(location: StudyLocation) -> optuna.Study:
@@ -97,8 +109,11 @@ def _open(location: StudyLocation) -> optuna.Study | None:
     except KeyError:
         return None
     except SQLAlchemyError as exc:
-        raise UserError(f"cannot open the study database {location.storage}: {exc.__class__.__name__}: "
-                        f"{str(exc).splitlines()[0]}") from None
+        raise _unreadable(location.storage, exc) from None
+
+
+def _unreadable(storage: str, exc: SQLAlchemyError) -> UserError:
+    return UserError(f"cannot open the study database {storage}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
 
 
 def load_study(experiment_path: str | Path) -> optuna.Study:

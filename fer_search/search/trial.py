@@ -18,12 +18,15 @@ import numpy as np
 import torch
 
 from fer_search.data.types import FERData
-from fer_search.search.layout import BEST_DIR, FINISHED_KEY, MODEL_FILE, PROBS_FILE, STATE_FILE, SUMMARY_FILE
+from fer_search.search.layout import (BEST_DIR, DEVICE_KEY, DIVERGED_BY, FINISHED_KEY, MODEL_FILE, PROBS_FILE,
+                                      STATE_FILE, SUMMARY_FILE)
 from fer_search.search.sampler import META_KEYS
 from fer_search.search.tensorboard import TrialBoard
-from fer_search.training import EpochState, TrainConfig, checkpoint, train
+from fer_search.training import EpochState, TrainConfig, TrainingDiverged, checkpoint, train
+from fer_search.training.trainer import resolve_device
 
-Report = Callable[[dict[str, Any], str], None]  # (metrics, checkpoint directory); the directory may go once it returns
+# (metrics, checkpoint directory or None); the directory may go once it returns.
+Report = Callable[[dict[str, Any], str | None], None]
 
 
 def run_trial(config: dict[str, Any], data: FERData, *, report: Report, log_dir: str,
@@ -39,25 +42,42 @@ def run_trial(config: dict[str, Any], data: FERData, *, report: Report, log_dir:
 def _run(config, data, report, log_dir, resume, device) -> None:
     train_config = TrainConfig.from_flat({k: v for k, v in config.items() if k not in META_KEYS})
     objective = f"best_{train_config.metric}"
+    device_name = describe_device(resolve_device(device))
     board = TrialBoard(log_dir, config)
+    # The overfit check validates on its own training images: their labels go beside the stored probabilities.
+    validated = data.overfit_check(train_config.overfit_images, train_config.seed) if train_config.overfit_images else data
 
     def on_epoch(metrics: dict[str, float], state: EpochState) -> None:
         finished_by = state.finished_by
-        result = {**metrics, objective: state.best.metrics[train_config.metric], "best_epoch": state.best.epoch}
+        result = {**metrics, objective: state.best.metrics[train_config.metric], "best_epoch": state.best.epoch,
+                  DEVICE_KEY: device_name}
         if finished_by:
             result[FINISHED_KEY] = finished_by
-        board.log_epoch(metrics, state.best.metrics, state.is_best, state.best.val_probs, data.val.labels)
+        board.log_epoch(metrics, state.best.metrics, state.is_best, state.best.val_probs, validated.val.labels)
         directory = Path(tempfile.mkdtemp(prefix="fer_search_checkpoint_"))
         try:
-            write_checkpoint(directory, state, data, config, train_config.metric, finished_by)
+            write_checkpoint(directory, state, validated, config, train_config.metric, finished_by)
             report(result, str(directory))
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
     try:
         train(train_config, data, device=device, on_epoch=on_epoch, resume=resume, progress=False)
+    except TrainingDiverged as diverged:
+        # A result, not an error: the trial has ended for good (a resume would only diverge again), and
+        # the searcher tells Optuna it failed. The objective is NaN: ASHA's cut-offs skip it.
+        report({"epoch": diverged.epoch, "train_loss": diverged.loss, objective: float("nan"),
+                FINISHED_KEY: DIVERGED_BY, DEVICE_KEY: device_name}, None)
     finally:
         board.close()
+
+
+def describe_device(device: torch.device) -> str:
+    """"cpu", or "cuda:0 (NVIDIA H200)": what a trial trained on, for its results and the leaderboard."""
+    if device.type != "cuda":
+        return device.type
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
 def write_checkpoint(directory: Path, state: EpochState, data: FERData, config: dict[str, Any], metric: str,

@@ -1,7 +1,8 @@
-"""Single-run training, checkpoints, evaluation and prediction."""
-from fer_search.training.config import TrainConfig, parse_set_options
-from fer_search.training.predictor import Predictor, combine_probs, load_predictor
-from fer_search.training.trainer import EpochState, TrainResult, train
+"""Single-run training, checkpoints, evaluation and prediction (each name imported on first use)."""
+from fer_search.lazy import lazy_exports
 
-__all__ = ["TrainConfig", "parse_set_options", "Predictor", "combine_probs", "load_predictor", "EpochState",
-           "TrainResult", "train"]
+_EXPORTS = {"TrainConfig": "config", "parse_set_options": "config", "Predictor": "predictor",
+            "combine_probs": "predictor", "load_predictor": "predictor", "EpochState": "trainer",
+            "TrainingDiverged": "trainer", "TrainResult": "trainer", "train": "trainer"}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -81,8 +81,9 @@ def load(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}: no such model file")
     try:
         entry = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise UserError(f"{path}: not a readable fer_search model file ({type(exc).__name__}: {exc})") from None
+    except Exception:  # torch raises many types for truncated or foreign files
+        # Not torch's message: it advises loading with weights_only=False, i.e. running the file's code.
+        raise UserError(f"{path}: not a fer_search model or ensemble file (it does not load as one)") from None
     if not isinstance(entry, dict) or entry.get("format") not in (MODEL_FORMAT, ENSEMBLE_FORMAT):
         raise UserError(f"{path}: not a fer_search model or ensemble file (no known 'format' field)")
     return entry

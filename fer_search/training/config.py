@@ -43,9 +43,13 @@ class TrainConfig:
     nesterov: bool = False  # sgd only
     schedule: str = "plateau"
     warmup_epochs: float = 0.0  # cosine only
+    warmup_fraction: float = 0.0  # cosine only: warm-up as a share of all steps (the series' ViT: 0.1); not with warmup_epochs
+    # cosine only: epochs from the lr's top to its bottom, torch's T_max (attention v3: 10 of 50). As with
+    # torch's CosineAnnealingLR, the lr rises again after it, a cosine wave; 0 = one half-wave over the run.
+    cosine_t_max: int = 0
     plateau_patience: int = 3
     plateau_factor: float = 0.5
-    patience: int = 0  # early stopping on the selection metric; 0 = off (always off for cosine/onecycle)
+    patience: int = 0  # early stopping on the selection metric; 0 = off (off for runs that anneal to their end)
     imbalance: str = "none"
     label_smoothing: float = 0.0
     # Augmentation: `augment` scales the documented list; a field set explicitly overrides it.
@@ -70,6 +74,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile (CUDA; slow to start)
     precision: str = "auto"  # training matmuls: bf16 (autocast) on CUDA and on CPUs with native bf16, else fp32
     max_train_images: int = 0  # cap per epoch, for smoke runs; 0 = all
+    overfit_images: int = 0  # train AND validate on this many seeded training images (the overfit check); 0 = off
 
     def __post_init__(self) -> None:
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -90,6 +95,12 @@ class TrainConfig:
         if self.mixup < 0 or self.cutmix < 0 or not 0 <= self.mix_prob <= 1:
             raise UserError(f"options 'mixup' and 'cutmix' must be >= 0 and 'mix_prob' in [0, 1], got "
                             f"mixup={self.mixup}, cutmix={self.cutmix}, mix_prob={self.mix_prob}")
+        if not 0 <= self.warmup_fraction < 1 or (self.warmup_fraction and self.warmup_epochs):
+            raise UserError(f"option 'warmup_fraction' must be in [0, 1) and not set with warmup_epochs, "
+                            f"got {self.warmup_fraction} (warmup_epochs {self.warmup_epochs})")
+        for name in ("cosine_t_max", "overfit_images"):
+            if getattr(self, name) < 0:
+                raise UserError(f"option '{name}' must be 0 or more, got {getattr(self, name)}")
         if self.imbalance == "both":
             warnings.warn(
                 "imbalance=both combines class-weighted loss with oversampling; the documented v3 run "
@@ -99,8 +110,10 @@ class TrainConfig:
 
     @property
     def early_stopping(self) -> bool:
-        """Patience applies to constant and plateau schedules: cosine and one-cycle runs must anneal to their end."""
-        return self.patience > 0 and self.schedule not in ("cosine", "onecycle")
+        """Patience applies to constant, plateau and periodic cosine (cosine_t_max) schedules: one-cycle and
+        whole-run cosine schedules must anneal to their end."""
+        anneals_once = self.schedule == "onecycle" or (self.schedule == "cosine" and not self.cosine_t_max)
+        return self.patience > 0 and not anneals_once
 
     def augmentation(self) -> dict[str, float]:
         """The effective augmentation parameters (documented list x strength, then overrides)."""
@@ -148,8 +161,9 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 def _coerce(key: str, value: Any, annotation: str) -> Any:
     """Values from the command line or a search space arrive as str / numpy scalars."""
-    if value is None:
-        return None
+    optional = annotation.endswith(" | None")
+    if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
+        return None  # "none" unsets an optional field; for a choice field (schedule=none) it is the choice
     kind = annotation.replace(" | None", "")
     try:
         if kind == "bool":
@@ -173,7 +187,9 @@ def _coerce(key: str, value: Any, annotation: str) -> Any:
 
 
 def parse_set_options(pairs: list[str]) -> dict[str, Any]:
-    """`--set key=value` pairs -> dict; values are parsed as numbers, booleans or lists where they look so."""
+    """`--set key=value` pairs -> dict; values are parsed as numbers, booleans or lists where they look so.
+    "none" stays the string: it is a documented choice (schedule, imbalance, tta), and `_coerce` turns it
+    into None for the fields where None is the value."""
     import ast
 
     out: dict[str, Any] = {}
@@ -184,5 +200,5 @@ def parse_set_options(pairs: list[str]) -> dict[str, Any]:
         try:
             out[key.strip()] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
-            out[key.strip()] = {"true": True, "false": False, "none": None}.get(raw.lower(), raw)
+            out[key.strip()] = {"true": True, "false": False}.get(raw.lower(), raw)
     return out

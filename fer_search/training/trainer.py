@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from timm.optim import param_groups_weight_decay
 from timm.utils import ModelEmaV3
-from tqdm.auto import tqdm
 
 from fer_search.data.types import NUM_CLASSES, FERData, Split
 from fer_search.errors import UserError
-from fer_search.models import create_model
+from fer_search.models import create_model, model_normalization
+from fer_search.progress import progress_bar
 from fer_search.training import checkpoint
 from fer_search.training.config import TrainConfig
 from fer_search.training.imbalance import oversampled_epoch
@@ -50,6 +50,15 @@ class EpochState:
     best: BestSnapshot
     resume_state: Callable[[], dict[str, Any]]  # lazily built: only checkpointing callers pay for it
     finished_by: str | None = None  # set on the trainer's last epoch: "max_epochs" or "early_stopping"
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite: every later step would only spread it."""
+
+    def __init__(self, epoch: int, loss: float):
+        super().__init__(f"training diverged in epoch {epoch} (train loss {loss}); try a lower lr")
+        self.epoch = epoch
+        self.loss = loss
 
 
 @dataclass
@@ -88,6 +97,8 @@ def train(
     if keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     dev = resolve_device(device)
+    if config.overfit_images:
+        data = data.overfit_check(config.overfit_images, config.seed)
     train_split, val_split = _require_splits(data)
     test_split = data.test if data.test is not None and len(data.test) else None
     torch.manual_seed(config.seed)  # dropout and weight init
@@ -97,8 +108,9 @@ def train(
     # Data on the device, once, as uint8.
     images = torch.as_tensor(train_split.images).to(dev)
     labels = torch.as_tensor(train_split.labels).to(dev)
-    mean = float(train_split.images.mean()) / 255.0
-    std = float(train_split.images.std()) / 255.0
+    # A family documented with its own normalisation (vit: 0.5, 0.5) keeps it; the others take the training set's.
+    mean, std = model_normalization(config.arch) or (float(train_split.images.mean()) / 255.0,
+                                                     float(train_split.images.std()) / 255.0)
 
     network = _build_network(config, dev)
     ema = ModelEmaV3(network, decay=config.ema, use_warmup=True) if config.ema > 0 else None
@@ -118,7 +130,7 @@ def train(
     out_path = Path(out_dir) if out_dir is not None else None
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=(config.epochs - progress_state.epoch) * steps_per_epoch, disable=not progress, unit="step",
+    bar = progress_bar(total=(config.epochs - progress_state.epoch) * steps_per_epoch, enabled=progress, unit="step",
                desc=config.arch, dynamic_ncols=True)
     stop = False
     for epoch in range(progress_state.epoch + 1, config.epochs + 1):
@@ -126,6 +138,9 @@ def train(
         order = _epoch_order(config, labels, epoch_size, generator)
         train_loss, train_acc, seen = learner.epoch(images, labels, order, config.batch_size, steps_per_epoch, bar)
         train_seconds = time.perf_counter() - started
+        if not math.isfinite(train_loss):
+            bar.close()
+            raise TrainingDiverged(epoch, train_loss)
 
         val_probs = _predict(evaluator, val_split.images, dev)
         metrics: dict[str, float] = {
@@ -255,12 +270,13 @@ def _make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
             optimizer, mode="max", factor=config.plateau_factor, patience=config.plateau_patience
         )
     if config.schedule == "cosine":
-        warmup = int(config.warmup_epochs * steps_per_epoch)
+        warmup = int(config.warmup_epochs * steps_per_epoch + config.warmup_fraction * total)
+        half_wave = config.cosine_t_max * steps_per_epoch or total - warmup
 
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
-            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+            return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, half_wave)))
 
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if config.schedule == "onecycle":
