@@ -8,6 +8,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from analysis.dashboard import add_dashboard_parser
 from fer_search.errors import UserError
 
 METRICS = ("val_acc", "val_macro_f1")
@@ -19,7 +20,8 @@ def add_analysis_parsers(subparsers) -> None:
     p = subparsers.add_parser(
         "leaderboard", help="every trial of a search, the best per family, imbalance comparison",
         description="Every trial of the chosen experiments (best first by the validation metric; test columns are "
-                    "reported only), the best trial per family, and the class-imbalance options compared.")
+                    "reported only; the node each ran on, once trials ran on several), the best trial per family, "
+                    "the class-imbalance options compared, and the experiments' Optuna studies side by side.")
     _add_trial_options(p)
     p.add_argument("--csv", dest="csv_out", help="also write the full table (every config key a column) to this CSV")
     p.set_defaults(handler=cmd_leaderboard)
@@ -63,6 +65,8 @@ def add_analysis_parsers(subparsers) -> None:
     p.add_argument("--out", help="output file [MODEL_FILE with .onnx or .torchscript.pt]")
     p.set_defaults(handler=cmd_export)
 
+    add_dashboard_parser(subparsers)
+
 
 def _add_trial_options(p, default_names: str = "every experiment under storage") -> None:
     p.add_argument("--storage", default="./runs", help="the search's storage folder [%(default)s]")
@@ -88,6 +92,7 @@ def cmd_leaderboard(args) -> int:
 
 def _leaderboard(args) -> int:
     from analysis.leaderboard import find_trials, format_tables, leaderboard, search_metric
+    from analysis.studies import study_table
 
     storage = Path(args.storage).absolute()
     trials = find_trials(storage, args.name)
@@ -95,6 +100,10 @@ def _leaderboard(args) -> int:
     table = leaderboard(trials, metric)
     print(f"storage: {storage}")
     print(format_tables(table, metric))
+    compared = study_table(list(dict.fromkeys(trial.path.parent for trial in trials)))  # in the experiments' order
+    if not compared.empty:
+        print("\nOptuna studies (trials by state; best = the objective of the best completed trial)")
+        print(compared.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if args.csv_out:
         import pandas as pd
 

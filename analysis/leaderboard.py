@@ -13,6 +13,7 @@ from fer_search.errors import UserError
 from fer_search.search import layout
 from fer_search.training.config import IMBALANCE_OPTIONS
 
+NODE_SEPARATOR = "->"
 METRIC_COLUMNS = ["val_acc", "val_macro_f1", "val_recall_disgust", "test_acc", "test_macro_f1"]
 # Shown as their own columns, so left out of the "hyperparameters" summary.
 OWN_COLUMNS = {"arch", "imbalance", "epochs", "metric", "seed", "family", "point", "trial_number", "split_seed"}
@@ -52,10 +53,10 @@ def leaderboard(trials: list[layout.Trial], metric: str = "val_acc") -> pd.DataF
             "experiment": trial.experiment, "trial": trial.name, "family": trial.family,
             "arch": config.get("arch", ""), "point": trial.point, "imbalance": config.get("imbalance", "none"),
             "epochs": trial.epochs, "status": trial.status, "device": trial.device, **_best_metrics(trial, metric),
-            "config": config,
+            "node": _nodes(trial), "config": config,
         })
     table = pd.DataFrame(rows, columns=["experiment", "trial", "family", "arch", "point", "imbalance", "epochs",
-                                        "status", "device", *METRIC_COLUMNS, "config"])
+                                        "status", "device", *METRIC_COLUMNS, "node", "config"])
     table[METRIC_COLUMNS] = table[METRIC_COLUMNS].astype(float)
     table.insert(table.columns.get_loc("epochs"), "hyperparameters", _varying(table["config"]))
     return table.sort_values(metric, ascending=False, na_position="last", kind="stable").reset_index(drop=True)
@@ -77,6 +78,11 @@ def _best_metrics(trial: layout.Trial, metric: str) -> dict[str, float]:
         scored = metric in epochs and epochs[metric].notna().any()
         found = epochs.loc[epochs[metric].idxmax()].to_dict() if scored else {}
     return {column: found.get(column, np.nan) for column in METRIC_COLUMNS}
+
+
+def _nodes(trial: layout.Trial) -> str:
+    """"1a2b3c4d", or "1a2b3c4d->5e6f7a8b" for a trial restored on another node after losing its own."""
+    return NODE_SEPARATOR.join(layout.short_node_id(node) for node in trial.nodes)
 
 
 def _varying(configs: pd.Series) -> list[str]:
@@ -123,10 +129,13 @@ def format_tables(table: pd.DataFrame, metric: str = "val_acc") -> str:
     """The three tables as plain text."""
     fmt = {"float_format": lambda v: f"{v:.4f}", "index": False, "na_rep": "-"}
     counts = table["status"].value_counts()
+    nodes = {node for ran_on in table["node"] for node in ran_on.split(NODE_SEPARATOR) if node}
+    spread = len(nodes) > 1  # where each trial ran, once there is more than one place
     lines = [
         f"{len(table)} trials: " + ", ".join(f"{n} {status}" for status, n in counts.items())
-        + f"; sorted by {metric} (test columns are reported only, never used for selection)",
-        _printable(table).to_string(**fmt),
+        + f"; sorted by {metric} (test columns are reported only, never used for selection)"
+        + (f"; ran on {len(nodes)} nodes" if spread else ""),
+        _printable(table, node=spread).to_string(**fmt),
         "",
         "best trial per family",
         _printable(best_per_family(table, metric)).to_string(**fmt),
@@ -137,9 +146,11 @@ def format_tables(table: pd.DataFrame, metric: str = "val_acc") -> str:
     return "\n".join(lines)
 
 
-def _printable(table: pd.DataFrame) -> pd.DataFrame:
-    """The printed columns: the experiment only when there are several, hyperparameters cut to a width."""
+def _printable(table: pd.DataFrame, node: bool = False) -> pd.DataFrame:
+    """The printed columns: the experiment only when there are several, the node with `node`, hyperparameters
+    cut to a width."""
     columns = [c for c in PRINTED if c != "experiment" or table["experiment"].nunique() > 1]
+    columns += ["node"] if node else []
     shown = table[columns].rename(columns=SHORT_HEADERS)
     cut = HYPERPARAMETERS_WIDTH - 3
     shown["hyperparameters"] = [h if len(h) <= HYPERPARAMETERS_WIDTH else h[:cut] + "..."

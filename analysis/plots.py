@@ -79,3 +79,13 @@ def imbalance_comparison(table: pd.DataFrame, path: Path) -> Path:
     ax.set_xticklabels([f"{name}\n({n} trials)" for name, n in zip(table.index, table["trials"])])
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def param_importance(importances: pd.Series, path: Path, title: str) -> Path:
+    """Horizontal bars, most important parameter on top (importances sum to 1)."""
+    ordered = importances.sort_values()
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(ordered) + 1.2))
+    ax.barh(range(len(ordered)), ordered.values)
+    ax.set(title=f"parameter importance, {title}", xlabel="importance", yticks=range(len(ordered)))
+    ax.set_yticklabels(ordered.index)
+    return _save(fig, path)

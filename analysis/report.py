@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import plots
+from analysis import plots, studies
 from analysis.ensemble import Ensemble
 from analysis.leaderboard import PRINTED, best_per_family, imbalance_comparison, progress
 from fer_search.data.types import CLASS_NAMES
@@ -95,6 +95,9 @@ def write_report(ensemble: Ensemble, scores: Scores, trials_table: pd.DataFrame,
         lines += [f"## Per-class recall ({_split_name(split)})", "", _markdown(recall), ""]
     lines += ["## Figures", ""]
     lines += [f"### {title}\n\n![{title}]({path.name})\n" for title, path in figures.items()]
+    storage = ensemble.members[0].trial.path.parent.parent
+    lines += ["## Parameter importance", "",
+              *studies.importance_section([storage / name for name in trials_table["experiment"].unique()], out)]
     lines += ["## All trials: best per family", "",
               _markdown(best_per_family(trials_table, ensemble.metric)[PRINTED]), "",
               "## Class-imbalance options (validation, every trial with results)", "",

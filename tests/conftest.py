@@ -1,9 +1,14 @@
 """Shared fixtures. `tiny_search` runs one small real search (Ray Tune + Optuna + ASHA) per session."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Every Ray node and driver of the tests on 127.0.0.1: Ray 2.60 on Linux swaps in the machine's network address
+# unless this is set before Ray is imported (test_cluster.py's nodes and drivers inherit it).
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 SPACES = Path(__file__).parent / "spaces"
 TINY_SEARCH = {"num_samples": 6, "max_epochs": 3, "grace_period": 1, "reduction_factor": 2}

@@ -159,6 +159,7 @@ def test_ensemble_command_report_and_evaluate_round_trip(search, candidates, tmp
         assert (out / f"{png}.png").stat().st_size > 1000, png
         assert f"({png}.png)" in report
     assert not (out / "submission.csv").exists()  # synthetic test ids are paths, not Kaggle rows
+    assert "## Parameter importance\n\nStudy 'tiny' has " in report  # too few completed trials: the note says so
 
     in_process = score(_ensemble(candidates, "greedy")).reports["test"]["ensemble"]["accuracy"]
     assert "| ensemble | 1.0000 |" in report and f"{in_process:.4f}" in report

@@ -17,7 +17,7 @@ from fer_search.cli import main
 from fer_search.data.types import CLASS_NAMES
 from fer_search.errors import UserError
 from fer_search.search import layout
-from fer_search.search.settings import SearchSettings, check_fits_a_node, plan_resources
+from fer_search.search.settings import SearchSettings, plan_resources
 from fer_search.training import checkpoint, load_predictor
 from search_spaces import load_space
 
@@ -43,7 +43,7 @@ def test_documented_points_run_first(trials):
 
 
 def test_asha_stops_are_pruned_in_optuna(tiny_search, trials):
-    from fer_search.search.ray_tune import load_study
+    from fer_search.search.study import load_study  # from the experiment's database, not Ray's searcher pickle
 
     statuses = {t.status for t in trials}
     assert statuses <= {layout.COMPLETED, layout.STOPPED}
@@ -138,13 +138,17 @@ def test_trials_can_share_a_cpu_core():
 
 
 def test_a_trial_no_node_can_hold_fails_naming_the_node_sizes():
+    from fer_search.search.cluster_checks import Node, check_fits_a_node
+
     plan = plan_resources(SearchSettings("/x", "n", cpus_per_trial=4), [load_space("resnet")], cpus_found=8,
                           gpus_found=2)
-    nodes = [{"CPU": 2.0, "GPU": 1.0}, {"CPU": 6.0}]  # 8 CPUs and 2 GPUs in all, but not 4 CPUs beside a GPU
+    # 8 CPUs and 2 GPUs in all, but not 4 CPUs beside a GPU
+    nodes = [Node("a" * 56, "10.0.0.1", 2, 1), Node("b" * 56, "10.0.0.2", 6, 0)]
     with pytest.raises(UserError, match=r"no node can hold a resnet trial \(4 CPU, 0.5 GPU\); the nodes have: "
-                                        r"2 CPU, 1 GPU; 6 CPU, 0 GPU"):
+                                        r"10.0.0.1 \(aaaaaaaa\): 2 CPU, 1 GPU; 10.0.0.2 \(bbbbbbbb\): 6 CPU, 0 GPU. "
+                                        r"Lower --cpus-per-trial or --gpus-per-trial, or add a bigger node"):
         check_fits_a_node(plan, nodes)
-    check_fits_a_node(plan, nodes + [{"CPU": 4.0, "GPU": 1.0}])
+    check_fits_a_node(plan, nodes + [Node("c" * 56, "10.0.0.3", 4, 1)])
 
 
 def test_a_trial_without_a_gpu_share_trains_on_cpu_and_never_touches_cuda(monkeypatch):

@@ -35,7 +35,7 @@ def _spend_the_budget_once_running(storage: Path, name: str, stop: threading.Eve
 def test_failed_trials_and_a_spent_budget_end_every_trial_consistently(tmp_path, capsys, monkeypatch):
     from ray._private import ray_constants
 
-    from fer_search.search.ray_tune import load_study
+    from fer_search.search.study import load_study
 
     # As after `ray start --head` on a Linux machine: RAY_ADDRESS names a cluster (here one that is not
     # there), and Ray's default would bind to the machine's network address. Local mode ignores both.

@@ -14,6 +14,7 @@ import pytest
 
 from fer_search.cli import main
 from fer_search.search import layout
+from fer_search.search.study import load_study
 
 SPACES = Path(__file__).parent / "spaces"
 ENDED = (layout.COMPLETED, layout.STOPPED)
@@ -102,7 +103,12 @@ def test_resume_after_the_driver_is_killed_at_five_points(tmp_path):
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "4 trials in all" in rerun.stdout
     after = layout.list_trials(storage, name)
-    assert [t.number for t in after] == [0, 1, 2, 3]  # every requested trial, none twice
+    assert len({t.number for t in after}) == len(after) == 4  # every requested trial, none twice
+    # A trial a killed driver had started after Ray last saved its state is lost with it: FAIL in the study
+    # (so its number is not reused), never left RUNNING; the study holds every trial that ran.
+    in_study = {t.number: t.state.name for t in load_study(experiment).trials}
+    assert "RUNNING" not in in_study.values()
+    assert {number for number, state in in_study.items() if state != "FAIL"} == {t.number for t in after}
     assert all(t.status in ENDED and t.model_path and t.probs_path for t in after)
     for trial in after:
         if trial.name in ended:  # ended before a kill: kept as it was, not run again
@@ -168,14 +174,17 @@ def test_rung_history_survives_a_resume(tmp_path):
     assert scheduler.on_trial_result(None, new, {"training_iteration": 1, "best_val_acc": 0.3}) == TrialScheduler.STOP
 
 
-def test_an_errored_trial_that_a_resume_finishes_reaches_tpe():
+def test_an_errored_trial_that_a_resume_finishes_reaches_tpe(tmp_path):
     from fer_search.search.layout import FINISHED_KEY
     from fer_search.search.ray_tune import TruthfulOptunaSearch
     from fer_search.search.sampler import SpaceSampler
+    from fer_search.search.study import default_location
     from search_spaces import load_space
 
     sampler = SpaceSampler([load_space(str(SPACES / "tiny_simple_cnn.yaml"))], {"epochs": 3})
-    searcher = TruthfulOptunaSearch(sampler, metric="best_val_acc", seed=0)
+    (tmp_path / "exp").mkdir()
+    searcher = TruthfulOptunaSearch(sampler, metric="best_val_acc", seed=0,
+                                    location=default_location(str(tmp_path), "exp"), experiment="exp")
     config = searcher.suggest("t1")
     searcher.on_trial_complete("t1", error=True)  # the first session: it errored
     searcher.on_trial_result("t1", {"best_val_acc": 0.4, "training_iteration": 2})  # resumed, runs on

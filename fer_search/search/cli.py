@@ -48,7 +48,20 @@ def add_run_parser(subparsers) -> None:
                    help="ASHA keeps 1/N of the trials per rung [%(default)s]")
     p.add_argument("--metric", choices=("val_acc", "val_macro_f1"), default="val_acc",
                    help="validation metric that selects (test is only reported) [%(default)s]")
+    p.add_argument("--study-storage", metavar="URL",
+                   help="database of the Optuna study (any Optuna supports: sqlite:////abs/studies.db, "
+                        "postgresql://..., mysql://...); a study named like the experiment there is continued "
+                        "[study.db in the experiment folder]")
+    p.add_argument("--continue-study", metavar="EXPERIMENT",
+                   help="a new experiment whose trials join EXPERIMENT's study: TPE goes on from its history and the "
+                        "documented points are not run again (with --study-storage: the study EXPERIMENT there)")
     p.add_argument("--address", help="connect to a running Ray cluster: auto or HOST:PORT (see docs/cluster.md)")
+    p.add_argument("--storage-shared", action="store_true",
+                   help="with --address: --storage is a folder every node sees at the same path (e.g. an NFS mount); "
+                        "without it a local folder is refused on a cluster of more than one node")
+    p.add_argument("--ship-code", action="store_true",
+                   help="with --address: send this checkout's fer_search and search_spaces to every node (Ray "
+                        "runtime_env), so nodes without the install, or with another version, run it")
     p.add_argument("--time-budget", type=float, metavar="MINUTES",
                    help="after this long, stop running trials at the end of their epoch and start no new one")
     p.add_argument("--retries", metavar="N", type=int, default=2,
@@ -129,7 +142,9 @@ def _cmd_run(args) -> int:
                                             resolve_storage)
     from fer_search.training.config import TrainConfig, parse_set_options
 
-    storage = resolve_storage(args.storage)
+    if args.resume and (args.study_storage or args.continue_study):
+        raise UserError("--resume continues the experiment's own study; drop --study-storage and --continue-study")
+    storage = resolve_storage(args.storage)  # a relative path or ~, resolved once here (every node gets this one)
     name = args.name
     if name is None and args.resume:
         found = layout.list_experiments(storage) if "://" not in storage else []
@@ -150,16 +165,21 @@ def _cmd_run(args) -> int:
               for key in DEFAULTS}
     budget["grace_period"] = budget["grace_period"] or max(1, budget["max_epochs"] // 3)
     _check_run_options(args, budget)
+    if args.ship_code and args.address is None:
+        raise UserError("--ship-code sends this checkout to a cluster's nodes: add --address (a search on this machine "
+                        "runs this checkout already)")
     if name is None:
         name = "-".join(s.family for s in spaces) + time.strftime("-%Y%m%d-%H%M%S")
     settings = SearchSettings(
         storage=storage, name=name, metric=args.metric, seed=args.seed, cpus=args.cpus, gpus=args.gpus,
         gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, address=args.address,
+        storage_shared=args.storage_shared, ship_code=args.ship_code,
         reduction_factor=args.reduction_factor, trial_retries=args.retries,
         time_budget_s=args.time_budget * 60 if args.time_budget else None,
         wandb_project=args.wandb_project if args.wandb else None, point_budgets=not args.smoke,
         fixed=parse_set_options(args.set), **budget,
     )
+    settings.study = _study_location(args, storage, name, [s.family for s in spaces], settings.objective)
     for space in spaces:  # a bad --set fails here, not inside every trial
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # imbalance=both of a documented point
@@ -235,15 +255,19 @@ def _take_from_record(args, record: ExperimentRecord) -> None:
 
 
 def _new_record(args, spaces, data, settings) -> ExperimentRecord:
+    from fer_search.search import study
     from fer_search.search.record import ExperimentRecord, fingerprint, val_ids_hash
 
+    location = settings.study_location()
     return ExperimentRecord(
         families=[s.family for s in spaces if s.source.startswith("search_spaces/")],
         space_files=[str(Path(path).absolute()) for path in args.space],
         data=args.data if args.data == "synthetic" else str(Path(args.data).absolute()),
         data_fingerprint=fingerprint(data), val_seed=args.seed, val_fraction=VAL_FRACTION,
         val_ids_hash=val_ids_hash(data), keep_test_copies=args.keep_test_copies, metric=settings.metric,
-        max_epochs=settings.max_epochs, num_samples=settings.num_samples, command=sys.argv[1:])
+        max_epochs=settings.max_epochs, num_samples=settings.num_samples, command=sys.argv[1:],
+        study_name=location.study_name,
+        study_storage=study.recorded_storage(location, f"{settings.storage}/{settings.name}"))
 
 
 def _check_run_options(args, budget: dict[str, int]) -> None:
@@ -272,6 +296,34 @@ def _family_names(families: str | None) -> list[str]:
     if unknown:
         raise UserError(f"unknown family {', '.join(unknown)}; families: {', '.join(FAMILIES)} (or all)")
     return names
+
+
+def _study_location(args, storage: str, name: str, families: list[str], objective: str):
+    """The study: the one --continue-study or --study-storage names, else study.db in the experiment folder
+    (None with --resume: the experiment continues its own)."""
+    from fer_search.search import study
+
+    if args.resume:
+        return None
+    if args.continue_study:
+        if args.study_storage:
+            location = study.StudyLocation(study.database_url(args.study_storage), args.continue_study)
+        elif "://" in storage:
+            raise UserError(f"--continue-study {args.continue_study} with --storage {storage}: pass --study-storage "
+                            "URL too, the database that holds the study")
+        else:
+            location = study.find(f"{storage}/{args.continue_study}")
+    elif args.study_storage:
+        location = study.StudyLocation(study.database_url(args.study_storage), name)
+    else:  # a new experiment's own study.db: new too (run_search refuses an experiment that exists)
+        return study.default_location(storage, name)
+    trials = study.existing_trials(location, families, objective)
+    if args.continue_study and not trials:
+        raise UserError(f"--continue-study {args.continue_study}: study '{location.study_name}' in "
+                        f"{location.storage} has no trials to continue")
+    print(f"study: {'continuing' if trials else 'new'} '{location.study_name}'"
+          + (f" ({trials} trials so far)" if trials else "") + f" in {location.storage}", flush=True)
+    return location
 
 
 def _spaces(args):
@@ -385,6 +437,7 @@ def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: b
     quoted_storage = shlex.quote(storage)
     print(f"\nresults:     {storage}/{name}  (each trial's best epoch: TRIAL/checkpoint_*/best/model.pt, probs.npz)")
     print(f"tensorboard: tensorboard --logdir {quoted_storage}")
+    print(f"study:       python -m fer_search dashboard {shlex.quote(name)} --storage {quoted_storage}")
     print(f"next:        python -m fer_search ensemble --top 3 --storage {quoted_storage} --name {shlex.quote(name)}")
     if counts[layout.RUNNING] or counts[layout.ERRORED] or budget_ran_out:
         command = ["run"] + ([args.families] if args.families else []) + [a for s in args.space for a in ("--space", s)]

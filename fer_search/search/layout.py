@@ -27,10 +27,16 @@ PROBS_FILE = "probs.npz"
 SUMMARY_FILE = "summary.json"
 ERROR_FILE = "error.txt"  # Ray's, in a failed trial's directory: the traceback
 FINISHED_KEY = "finished_by"  # in the last result of a trial the trainer ended itself: "max_epochs" | "early_stopping"
+NODE_KEY = "node_id"  # in every result: the Ray node that ran the epoch
 DEVICE_KEY = "device"  # in every result: what the trial trained on ("cpu", "cuda:0 (NVIDIA H200)")
 DIVERGED_BY = "diverged"  # FINISHED_KEY of a trial whose training loss became non-finite (a failed trial)
 
 COMPLETED, STOPPED, ERRORED, RUNNING, DIVERGED = "completed", "stopped early", "errored", "running", "diverged"
+
+
+def short_node_id(node_id: str) -> str:
+    """The leading hex digits of a Ray node id: enough to tell a cluster's nodes apart."""
+    return node_id[:8]
 
 
 @dataclass
@@ -100,6 +106,16 @@ class Trial:
     @property
     def epochs(self) -> int:
         return int(self.last_result.get("training_iteration", 0))
+
+    @cached_property
+    def results(self) -> list[dict[str, Any]]:
+        """Every result so far (Ray's result.json), one per epoch."""
+        return recorded_results(self.path)
+
+    @property
+    def nodes(self) -> list[str]:
+        """The Ray nodes its epochs ran on, in order: two for a trial restored elsewhere after losing its node."""
+        return list(dict.fromkeys(row[NODE_KEY] for row in self.results if row.get(NODE_KEY)))
 
     @cached_property
     def progress(self) -> pd.DataFrame:

@@ -1,10 +1,10 @@
 """Every Ray call of fer_search: the trainable, the Optuna searcher, the scheduler, the console reporter,
-the W&B logger, the Tuner.
+the W&B logger, the Tuner, the checks on a cluster's nodes.
 
-A search is a Ray Tune Tuner with OptunaSearch (TPE, seeded; the documented points enqueued first)
-and ASHA over epochs (`training_iteration`), which lets a documented point with its own budget run to
-its end. The driver decodes the data set once and puts it in Ray's object store; every trial maps the
-same arrays read-only (`tune.with_parameters`).
+A search is a Ray Tune Tuner with OptunaSearch (TPE, seeded; the documented points enqueued first; the
+study in its database) and ASHA over epochs (`training_iteration`), which lets a documented point with
+its own budget run to its end. The driver decodes the data set once and puts it in Ray's object store;
+every trial, on any node, maps the same arrays read-only.
 """
 from __future__ import annotations
 
@@ -32,15 +32,21 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from fer_search.data.types import FERData  # noqa: E402
 from fer_search.errors import UserError  # noqa: E402
-from fer_search.search.layout import (DIVERGED_BY, ERROR_FILE, FINISHED_KEY, diverged_line, error_line,  # noqa: E402
-                                      recorded_results)
+from fer_search.search import cluster_checks, code_probe, study  # noqa: E402
+from fer_search.search.layout import (DIVERGED_BY, ERROR_FILE, FINISHED_KEY, NODE_KEY, diverged_line,  # noqa: E402
+                                      error_line, recorded_results)
 from fer_search.search.sampler import SpaceSampler  # noqa: E402
-from fer_search.search.settings import (SearchSettings, check_fits_a_node, local_cpu_count,  # noqa: E402
+from fer_search.search.settings import (Resources, SearchSettings, local_cpu_count,  # noqa: E402
                                         local_gpu_count, plan_resources)
 from search_spaces import SearchSpace  # noqa: E402
+
+
+# To answer the code check a node starts a Python worker (with --ship-code, after unpacking the code).
+CODE_PROBE_TIMEOUT_S = 180
 
 
 def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSettings, *, resume: bool = False,
@@ -60,16 +66,16 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
     if settings.address is None:
         _start_local_ray(resources.cpus, resources.gpus)
     else:
-        ray.init(address=settings.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        ray.init(address=settings.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                 runtime_env=cluster_checks.shipped_code() if settings.ship_code else None)
     try:
         if settings.address is not None:
-            cluster = ray.cluster_resources()
-            resources = plan_resources(settings, spaces, cpus_found=int(cluster.get("CPU", 0)),
-                                       gpus_found=int(cluster.get("GPU", 0)))
-        # Before any trial starts: Tune leaves a trial that no node can hold PENDING forever.
-        check_fits_a_node(resources, [node["Resources"] for node in ray.nodes() if node["Alive"]])
+            resources = _check_cluster(settings, spaces)
+        # The driver puts the data set into the object store once; each node fetches that one object for all of
+        # its trials. (In a list: with_parameters puts its arguments, and Ray refuses to put a bare ObjectRef.)
+        data_ref = ray.put(data)
         trainable = tune.with_resources(
-            tune.with_parameters(_trainable, data=data),
+            tune.with_parameters(_trainable, data_refs=[data_ref]),
             functools.partial(_trial_resources, resources.cpus_per_trial, resources.gpus_per_trial),
         )
         if resume:
@@ -84,6 +90,37 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
             logging.getLogger("ray").removeHandler(log_file)
             log_file.close()
     return path
+
+
+def _check_cluster(settings: SearchSettings, spaces: list[SearchSpace]) -> Resources:
+    """The checks of cluster_checks.py on the cluster's live nodes, before any trial starts (Tune would leave a
+    trial that no node can hold PENDING forever). A search's own local Ray is one node that plan_resources sized."""
+    nodes = [cluster_checks.Node(n["NodeID"], n["NodeManagerAddress"], n["Resources"].get("CPU", 0),
+                                 n["Resources"].get("GPU", 0)) for n in ray.nodes() if n["Alive"]]
+    cluster_checks.check_storage(settings.storage, len(nodes), settings.storage_shared)
+    total = ray.cluster_resources()
+    resources = plan_resources(settings, spaces, cpus_found=int(total.get("CPU", 0)),
+                               gpus_found=int(total.get("GPU", 0)))
+    cluster_checks.check_fits_a_node(resources, nodes)
+    cluster_checks.check_code(code_probe.code_fingerprint(), _code_on_nodes(nodes))
+    return resources
+
+
+def _code_on_nodes(nodes: list[cluster_checks.Node]) -> dict:
+    """Each node's code_fingerprint(), or why it could not be asked."""
+    # By value, not as a reference to fer_search: the probe must run where fer_search is missing or differs.
+    ray.cloudpickle.register_pickle_by_value(code_probe)
+    probe = ray.remote(num_cpus=0)(code_probe.code_fingerprint)
+    asked = {node: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False)).remote()
+             for node in nodes}
+    answers = {}
+    for node, answer in asked.items():
+        try:
+            answers[node] = ray.get(answer, timeout=CODE_PROBE_TIMEOUT_S)
+        except ray.exceptions.RayError as exc:  # a timeout included
+            lines = str(exc).strip().splitlines()
+            answers[node] = lines[-1] if lines else type(exc).__name__
+    return answers
 
 
 class _Session:
@@ -168,7 +205,9 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
                data_version: str) -> tune.Tuner:
     sampler = SpaceSampler(spaces, settings.overrides(), point_budgets=settings.point_budgets)
     searcher = SessionSearchGenerator(ConcurrencyLimiter(
-        TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed), max_concurrent=concurrency))
+        TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
+                             location=settings.study_location(), experiment=settings.name),
+        max_concurrent=concurrency))
     scheduler = RungHistoryASHA(sampler.budgeted_points, time_attr="training_iteration", metric=settings.objective,
                                 mode="max", max_t=settings.max_epochs,
                                 grace_period=min(settings.grace_period, settings.max_epochs),
@@ -199,14 +238,19 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
     )
 
 
-def _trainable(config: dict, data: FERData) -> None:
+def _trainable(config: dict, data_refs: list) -> None:
     from fer_search.search.trial import load_checkpoint, run_trial
 
     device = _trial_device(tune.get_context().get_trial_resources().required_resources.get("GPU", 0.0))
+    data = ray.get(data_refs[0])
+    # Recorded with every result: the node the trial ran on (the leaderboard shows it), and the stored data
+    # set it read (one object for every trial of the search).
+    placement = {NODE_KEY: ray.get_runtime_context().get_node_id(), "data_object_id": data_refs[0].hex()}
 
     def report(metrics: dict, directory: str | None) -> None:
         # Ray copies the directory to storage before report() returns, so the caller may delete it.
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory) if directory else None)
+        tune.report({**metrics, **placement},
+                    checkpoint=tune.Checkpoint.from_directory(directory) if directory else None)
 
     resume = None
     restored = tune.get_checkpoint()
@@ -291,14 +335,23 @@ class TruthfulOptunaSearch(OptunaSearch):
     told as PRUNED. Optuna then keeps its intermediate values (reported every epoch by Ray) and its
     last one as the value, which TPE ranks below every completed trial. A trial that diverged is
     told as FAIL.
+
+    Each trial it asks the study for is labelled with the experiment, which a continued study holds several of.
     """
 
-    def __init__(self, sampler: SpaceSampler, *, metric: str, seed: int):
+    def __init__(self, sampler: SpaceSampler, *, metric: str, seed: int, location: study.StudyLocation,
+                 experiment: str):
+        self._experiment = experiment
         # Constant liar: parallel trials that are still running count as bad, so TPE spreads out.
         tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-        super().__init__(space=sampler, metric=metric, mode="max", sampler=tpe)
-        for params, attributes in sampler.documented_points():
-            self._ot_study.enqueue_trial(params, user_attrs=attributes)
+        # The study lives in its database (Ray creates it there, or loads it to continue it), not only in
+        # Ray's pickle of this searcher.
+        super().__init__(space=sampler, metric=metric, mode="max", sampler=tpe,
+                         storage=optuna.storages.RDBStorage(location.storage), study_name=location.study_name)
+        if not self._ot_study.trials:  # a continued study has run its documented points already
+            study.label_new_study(self._ot_study, list(sampler.spaces), metric)
+            for params, attributes in sampler.documented_points():
+                self._ot_study.enqueue_trial(params, user_attrs=attributes)
 
     def suggest(self, trial_id: str) -> dict | str:
         if budget_spent():
@@ -307,7 +360,18 @@ class TruthfulOptunaSearch(OptunaSearch):
         # parameter names ("resnet.lr") and labels.
         if trial_id not in self._ot_trials:
             self._ot_trials[trial_id] = self._ot_study.ask()
+            self._ot_trials[trial_id].set_user_attr(study.EXPERIMENT_ATTR, self._experiment)
         return self._space(self._ot_trials[trial_id])
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        # On --resume: trials this experiment asked for after Ray last saved its state died with the driver, and
+        # Ray will not run them. They are FAIL in the study, not RUNNING for ever (TPE's constant liar counts
+        # running trials as bad ones).
+        held = {trial.number for trial in self._ot_trials.values()}
+        for trial in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if trial.user_attrs.get(study.EXPERIMENT_ATTR) == self._experiment and trial.number not in held:
+                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials:
@@ -353,13 +417,6 @@ class RungHistoryASHA(PointBudgetASHA):
         for result in recorded_results(Path(trial.path)):
             if self._time_attr in result and self._metric in result:
                 bracket.on_result(trial, result[self._time_attr], self._metric_op * result[self._metric])
-
-
-def load_study(experiment_path: str | Path) -> optuna.Study:
-    """The Optuna study of a search, as saved with the experiment (Ray's searcher state)."""
-    searcher = TruthfulOptunaSearch.__new__(TruthfulOptunaSearch)
-    searcher.restore_from_dir(str(experiment_path))
-    return searcher._ot_study
 
 
 class ConsoleReporter(tune.Callback):

@@ -2,9 +2,10 @@
 
 `STORAGE/NAME/experiment.json` holds the families and space files searched, the data (path, a
 fingerprint of its images and labels, the validation split's seed, fraction and image ids), the
-metric, the trial and epoch budgets, and the command that started it. `--resume` takes what the user
-leaves out from here, and refuses data or a validation split that differ: the trials already run
-were scored on that validation set, and a new one would make their scores incomparable.
+metric, the trial and epoch budgets, the command that started it, and where its Optuna study is (see
+study.py). `--resume` takes what the user leaves out from here, and refuses data or a validation
+split that differ: the trials already run were scored on that validation set, and a new one would
+make their scores incomparable.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class ExperimentRecord:
     max_epochs: int
     num_samples: int  # grows when a resume asks for more
     command: list[str] = field(default_factory=list)  # the `run` arguments that started it
+    study_name: str | None = None  # the Optuna study its trials joined (None: a record older than study databases)
+    study_storage: str | None = None  # that study's database URL; None: study.db in the experiment folder
 
     def save(self, experiment: str | Path) -> None:
         path = Path(experiment) / RECORD_FILE

@@ -1,7 +1,8 @@
 """Run-wide search settings and the checks that need no Ray: storage, resources.
 
 The resource check runs before any trial starts: Ray leaves a trial that asks for a GPU the cluster
-lacks PENDING forever, so a mismatch must fail here, at once, with the fix in the message.
+lacks PENDING forever, so a mismatch must fail here, at once, with the fix in the message (that a
+trial fits on one node is checked once Ray's nodes are known: cluster_checks.py).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_search.errors import UserError
+from fer_search.search.study import StudyLocation, default_location
 from search_spaces import SearchSpace
 
 
@@ -36,6 +38,8 @@ class SearchSettings:
     gpus_per_trial: float | None = None  # None: the family's default fraction
     cpus_per_trial: float = 1  # below 1 shares a core between trials (each trains on one thread)
     address: str | None = None  # an existing Ray cluster ("auto" or HOST:PORT)
+    storage_shared: bool = False  # --storage-shared: a local --storage is the same shared folder on every node
+    ship_code: bool = False  # --ship-code: send this checkout's trial packages to the cluster's nodes
     time_budget_s: float | None = None
     wandb_project: str | None = None
     max_train_images: int = 0  # cap per epoch (smoke runs); 0 = all
@@ -45,11 +49,15 @@ class SearchSettings:
     point_budgets: bool = True
     experiment_type: str = "search"  # W&B tag: "search" or "reproduce"
     trial_retries: int = 2  # restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node)
+    study: StudyLocation | None = None  # None: study.db in the experiment folder, named after the experiment
 
     @property
     def objective(self) -> str:
         """What ASHA and TPE compare: the best value of the metric so far, i.e. the kept checkpoint's."""
         return f"best_{self.metric}"
+
+    def study_location(self) -> StudyLocation:
+        return self.study or default_location(self.storage, self.name)
 
     def overrides(self) -> dict:
         """Trainer options every trial gets, whatever its space says (epochs: but see point_budgets)."""
@@ -98,16 +106,6 @@ def plan_resources(settings: SearchSettings, spaces: list[SearchSpace], *, cpus_
     if gpus:
         concurrency = min(concurrency, math.floor(gpus / min(per_trial.values()) + 1e-9))
     return Resources(cpus, gpus, settings.cpus_per_trial, per_trial, concurrency)
-
-
-def check_fits_a_node(resources: Resources, nodes: list[dict[str, float]]) -> None:
-    """A trial runs on one node: refuse a request that none of `nodes` (Ray's resources per node) can hold."""
-    for family, gpus in resources.gpus_per_trial.items():
-        if any(node.get("CPU", 0) >= resources.cpus_per_trial and node.get("GPU", 0) >= gpus for node in nodes):
-            continue
-        sizes = "; ".join(f"{node.get('CPU', 0):g} CPU, {node.get('GPU', 0):g} GPU" for node in nodes)
-        raise UserError(f"no node can hold a {family} trial ({resources.cpus_per_trial:g} CPU, {gpus:g} GPU); the "
-                        f"nodes have: {sizes}. Lower --cpus-per-trial or --gpus-per-trial")
 
 
 def local_gpu_count() -> int:

@@ -1,0 +1,153 @@
+"""The study in a database: where a search keeps it, optuna-dashboard on it, continuing it, comparing studies,
+parameter importance."""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+
+from analysis import studies
+from fer_search.cli import main
+from fer_search.search import layout, study
+from fer_search.search.settings import local_cpu_count
+
+SPACES = Path(__file__).parent / "spaces"
+TINY_SPACES = ["--space", str(SPACES / "tiny_simple_cnn.yaml"), "--space", str(SPACES / "tiny_deeper_cnn.yaml")]
+
+
+def test_the_search_keeps_its_study_in_the_experiment_database(tiny_search):
+    experiment = Path(*tiny_search)  # started from Python, so without a record: its own study.db, named after it
+    assert study.find(experiment) == study.StudyLocation(study.sqlite_url(experiment / study.STUDY_DB), "tiny")
+    loaded = study.load_study(experiment)
+    assert (experiment / study.STUDY_DB).is_file() and loaded.study_name == "tiny"
+    assert [t.number for t in loaded.trials] == list(range(6))
+    assert {t.user_attrs["experiment"] for t in loaded.trials} == {"tiny"}
+    assert loaded.user_attrs == {"families": ["simple_cnn", "deeper_cnn"], "objective": "best_val_acc"}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _get_json(url: str, attempts: int):
+    """GET url as JSON, retrying while the server starts (bounded); the last failure is raised."""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return json.load(response)
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+
+
+@pytest.mark.slow
+def test_dashboard_serves_the_study_on_loopback(tiny_search, tmp_path):
+    storage, name = tiny_search
+    port = _free_port()
+    with open(tmp_path / "dashboard.log", "w+") as log:
+        server = subprocess.Popen([sys.executable, "-m", "fer_search", "dashboard", name, "--storage", storage,
+                                   "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            listed = _get_json(f"http://127.0.0.1:{port}/api/studies", attempts=120)["study_summaries"]
+            assert [s["study_name"] for s in listed] == [name]
+            detail = _get_json(f"http://127.0.0.1:{port}/api/studies/{listed[0]['study_id']}", attempts=3)
+            assert len(detail["trials"]) == 6
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        log.seek(0)
+        printed = log.read()
+    assert f"http://127.0.0.1:{port}/dashboard/" in printed
+    assert f"tensorboard --logdir {storage}/{name} --host 127.0.0.1" in printed
+
+
+@pytest.mark.slow
+def test_a_later_run_continues_the_study_and_leaderboard_compares_studies(tiny_search, tmp_path, capsys):
+    storage = tmp_path / "runs"
+    shutil.copytree(tiny_search[0], storage)  # a private copy: this test adds trials to the study
+    assert main(["run", *TINY_SPACES, "--data", "synthetic", "--storage", str(storage), "--name", "more",
+                 "--continue-study", "tiny", "--num-samples", "2", "--max-epochs", "1", "--max-train-images", "256",
+                 "--cpus", str(min(2, local_cpu_count()))]) == 0
+    assert "study: continuing 'tiny' (6 trials so far)" in capsys.readouterr().out
+    more = layout.list_trials(storage, "more")
+    assert [(t.number, t.point) for t in more] == [(6, "tpe"), (7, "tpe")]  # documented points are not run again
+    assert study.find(storage / "more") == study.find(storage / "tiny")  # from more's experiment.json
+    continued = study.load_study(storage / "tiny").trials
+    assert [t.number for t in continued] == list(range(8))
+    assert [t.user_attrs["experiment"] for t in continued] == ["tiny"] * 6 + ["more"] * 2
+
+    assert main(["leaderboard", "--storage", str(storage), "--name", "tiny", "more"]) == 0
+    printed = capsys.readouterr().out
+    compared = studies.study_table([storage / "tiny", storage / "more"])
+    assert list(compared["experiments"]) == ["tiny, more"] and list(compared["trials"]) == [8]
+    assert "Optuna studies" in printed and "tiny, more" in printed
+
+
+def test_continuing_needs_the_same_families(tmp_path, capsys):
+    (tmp_path / "first").mkdir()
+    location = study.default_location(str(tmp_path), "first")
+    first = optuna.create_study(storage=location.storage, study_name="first", direction="maximize")
+    study.label_new_study(first, ["simple_cnn", "deeper_cnn"], "best_val_acc")
+    first.add_trial(optuna.trial.create_trial(value=0.5))
+    argv = ["run", "--data", "synthetic", "--storage", str(tmp_path), "--continue-study", "first"]
+    assert main(argv + [*TINY_SPACES[2:], *TINY_SPACES[:2]]) == 2
+    assert "searched simple_cnn,deeper_cnn; continue it with the same families in the same order" in \
+        capsys.readouterr().err
+    assert main(argv + TINY_SPACES + ["--metric", "val_macro_f1"]) == 2
+    assert "maximised best_val_acc; continue it with --metric val_acc" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--continue-study", "nope"], "no experiment folder"),
+    (["--study-storage", "studies.db"], "--study-storage studies.db: expected a database URL"),
+    (["--resume", "--study-storage", "sqlite:///x.db"], "--resume continues the experiment's own study"),
+    (["--storage", "s3://bucket/runs"], "pass --study-storage URL"),
+])
+def test_study_options_are_checked_before_the_search(options, message, tmp_path, capsys):
+    argv = ["run", "simple_cnn", "--data", "synthetic", "--storage", str(tmp_path), "--name", "x", *options]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_relative_sqlite_url_is_made_absolute_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert study.database_url("sqlite:///studies/all.db") == f"sqlite:///{tmp_path}/studies/all.db"
+    assert study.database_url("postgresql://team@db/studies") == "postgresql://team@db/studies"
+
+
+def _study_in(folder: Path, n_trials: int) -> optuna.Study:
+    """An experiment folder with a recorded study whose value depends on x far more than on y."""
+    folder.mkdir()
+    location = study.default_location(str(folder.parent), folder.name)
+    made = optuna.create_study(storage=location.storage, study_name=location.study_name, direction="maximize",
+                               sampler=optuna.samplers.RandomSampler(seed=0))
+    made.optimize(lambda t: t.suggest_float("x", 0, 1) + 0.01 * t.suggest_float("y", 0, 1), n_trials=n_trials)
+    return made
+
+
+def test_importance_by_optunas_evaluator_or_a_note(tmp_path):
+    enough = _study_in(tmp_path / "enough", studies.MIN_COMPLETED_FOR_IMPORTANCE + 10)
+    importances, _ = studies.param_importance(enough)
+    assert list(importances.index) == ["x", "y"] and importances["x"] > importances["y"]
+    assert importances.sum() == pytest.approx(1.0)
+    lines = studies.importance_section([tmp_path / "enough"], tmp_path)
+    assert "![study enough (20 completed trials)](param_importance_enough.png)" in lines
+    assert (tmp_path / "param_importance_enough.png").stat().st_size > 1000
+
+    few = _study_in(tmp_path / "few", 3)
+    assert studies.param_importance(few)[0] is None
+    assert studies.importance_section([tmp_path / "few"], tmp_path) == [
+        "Study 'few' has 3 completed trial(s); parameter importance needs at least 10 (Optuna's evaluator compares "
+        "the best tenth of them with all of them). Run more trials, or continue the study with `run "
+        "--continue-study`.", ""]
