@@ -146,6 +146,14 @@ def test_resume_refuses_another_search_or_other_data(tmp_path, capsys, changes, 
     assert message in capsys.readouterr().err
 
 
+def test_a_new_search_under_an_existing_name_is_refused_before_its_record_changes(tmp_path, capsys):
+    experiment = _recorded_experiment(tmp_path, "exp")
+    recorded = (experiment / "experiment.json").read_text()
+    assert main(["run", "simple_cnn", "--data", "synthetic", "--storage", str(tmp_path), "--name", "exp"]) == 2
+    assert f"experiment {experiment} exists already; add --resume" in capsys.readouterr().err
+    assert (experiment / "experiment.json").read_text() == recorded
+
+
 def test_rung_history_survives_a_resume(tmp_path):
     """Tune adds the restored trials back to a fresh scheduler: their recorded results must fill the rungs,
     so a new trial that scores below them at the first rung is stopped."""

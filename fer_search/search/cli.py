@@ -158,6 +158,10 @@ def _cmd_run(args) -> int:
             args.resume = False
         else:
             record = load_record(f"{storage}/{name}")
+    elif name is not None and "://" not in storage and layout.experiment_started(storage, name):
+        # Before its record (and with it where its study is) would be written over.
+        raise UserError(f"experiment {storage}/{name} exists already; add --resume to continue it, or pick another "
+                        "--name")
     if record is not None:
         _take_from_record(args, record)
     spaces = _spaces(args)
