@@ -39,7 +39,7 @@ from fer_search.errors import UserError  # noqa: E402
 from fer_search.search import cluster_checks, code_probe, study  # noqa: E402
 from fer_search.search.layout import (DIVERGED_BY, ERROR_FILE, FINISHED_KEY, NODE_KEY, diverged_line,  # noqa: E402
                                       error_line, recorded_results)
-from fer_search.search.sampler import SpaceSampler  # noqa: E402
+from fer_search.search.sampler import TPE_POINT, SpaceSampler  # noqa: E402
 from fer_search.search.settings import (Resources, SearchSettings, local_cpu_count,  # noqa: E402
                                         local_gpu_count, plan_resources)
 from search_spaces import SearchSpace  # noqa: E402
@@ -61,7 +61,7 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
     if settings.address is None:
         # Before starting Ray: a GPU trial on a machine without one would wait forever.
         resources = plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
-    _session.start(settings.time_budget_s, num_samples if resume else None)
+    _session.start(settings.time_budget_s, num_samples if resume else None, settings.budget_guard)
     log_file = _route_logs(path)
     if settings.address is None:
         _start_local_ray(resources.cpus, resources.gpus)
@@ -131,24 +131,63 @@ class _Session:
     deadline: float | None = None  # time.time() after which running trials stop at their next result
     num_samples: int | None = None  # on resume: the trials the experiment now has in all (it may grow)
     ran_out = False  # whether the last search ended with its time budget spent
+    # A planned budget (SearchSettings.budget_guard): a trial starts only where its whole schedule fits.
+    guard: dict | None = None
+    epochs_spent = 0.0  # trial epochs trained, against the guard's epochs_budget
+    committed: dict[str, float] = {}  # trial id -> epochs its schedule may still train
+    claims = 0  # trials started under the guard
 
-    def start(self, budget_s: float | None, num_samples: int | None) -> None:
+    def start(self, budget_s: float | None, num_samples: int | None, guard: dict | None = None) -> None:
         self.deadline = time.time() + budget_s if budget_s else None
         self.num_samples = num_samples
         self.ran_out = False
+        self.guard, self.epochs_spent, self.committed, self.claims = guard, 0.0, {}, 0
 
     def end(self) -> None:
         """Nothing of a finished search applies to the next one in this process (tests run several)."""
         self.ran_out = budget_spent()
-        self.deadline = self.num_samples = None
+        self.deadline = self.num_samples = self.guard = None
+
+    def claim(self, trial_id: str, key: str) -> bool:
+        """Whether a new trial of kind `key` ("family/point" or "tpe") has room for its whole schedule in what is
+        left of the budget; if so its epochs are committed to it."""
+        if self.guard is None:
+            return True
+        seconds, epochs = (self.guard[kind].get(key, max(self.guard[kind].values(), default=0.0))
+                           for kind in ("seconds", "epochs"))
+        # The plan's first wave starts whatever Ray's start-up took: the planner found that it fits.
+        first_wave = self.claims < self.guard.get("lanes", 0)
+        if self.deadline is not None and not first_wave and time.time() + seconds > self.deadline:
+            return False
+        budget = self.guard.get("epochs_budget")
+        if budget is not None and self.epochs_spent + sum(self.committed.values()) + epochs > budget + 1e-9:
+            return False
+        self.committed[trial_id] = epochs
+        self.claims += 1
+        return True
+
+    def may_make_room(self) -> bool:
+        """Whether a running trial's early end (ASHA) could still make room under an epochs budget."""
+        return bool(self.guard and self.guard.get("epochs_budget") is not None and any(self.committed.values()))
+
+    def spend_epoch(self, trial_id: str) -> None:
+        self.epochs_spent += 1
+        if trial_id in self.committed:
+            self.committed[trial_id] = max(0.0, self.committed[trial_id] - 1)
+
+    def release(self, trial_id: str) -> None:
+        self.committed.pop(trial_id, None)
 
 
 _session = _Session()
 
 
 def budget_spent() -> bool:
-    """Whether the running search's --time-budget has run out."""
-    return _session.deadline is not None and time.time() >= _session.deadline
+    """Whether the running search's --time-budget (or --epochs-budget) has run out."""
+    if _session.deadline is not None and time.time() >= _session.deadline:
+        return True
+    budget = _session.guard.get("epochs_budget") if _session.guard else None
+    return budget is not None and _session.epochs_spent >= budget - 1e-9
 
 
 def budget_ran_out() -> bool:
@@ -206,13 +245,15 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
     sampler = SpaceSampler(spaces, settings.overrides(), point_budgets=settings.point_budgets)
     searcher = SessionSearchGenerator(ConcurrencyLimiter(
         TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
-                             location=settings.study_location(), experiment=settings.name),
+                             location=settings.study_location(), experiment=settings.name,
+                             optuna_sampler=settings.optuna_sampler),
         max_concurrent=concurrency))
     scheduler = RungHistoryASHA(sampler.budgeted_points, time_attr="training_iteration", metric=settings.objective,
                                 mode="max", max_t=settings.max_epochs,
                                 grace_period=min(settings.grace_period, settings.max_epochs),
                                 reduction_factor=settings.reduction_factor)
-    callbacks = [ConsoleReporter(settings.objective, settings.num_samples), CSVLoggerCallback(), JsonLoggerCallback()]
+    callbacks = [ConsoleReporter(settings.objective, settings.num_samples), CSVLoggerCallback(), JsonLoggerCallback(),
+                 BudgetLedger()]
     if settings.wandb_project:
         callbacks.append(SeriesWandbCallback(data_version=data_version, experiment_type=settings.experiment_type,
                                              project=settings.wandb_project, group=settings.name, log_config=True))
@@ -340,22 +381,26 @@ class TruthfulOptunaSearch(OptunaSearch):
     """
 
     def __init__(self, sampler: SpaceSampler, *, metric: str, seed: int, location: study.StudyLocation,
-                 experiment: str):
+                 experiment: str, optuna_sampler: str = "tpe"):
         self._experiment = experiment
-        # Constant liar: parallel trials that are still running count as bad, so TPE spreads out.
-        tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        # Constant liar: parallel trials that are still running count as bad, so TPE spreads out. Random
+        # sampling is the baseline TPE is measured against (benchmarks/search_value.py).
+        draws = (optuna.samplers.RandomSampler(seed=seed) if optuna_sampler == "random"
+                 else optuna.samplers.TPESampler(seed=seed, constant_liar=True))
         # The study lives in its database (Ray creates it there, or loads it to continue it), not only in
         # Ray's pickle of this searcher.
-        super().__init__(space=sampler, metric=metric, mode="max", sampler=tpe,
+        super().__init__(space=sampler, metric=metric, mode="max", sampler=draws,
                          storage=optuna.storages.RDBStorage(location.storage), study_name=location.study_name)
         if not self._ot_study.trials:  # a continued study has run its documented points already
             study.label_new_study(self._ot_study, list(sampler.spaces), metric)
             for params, attributes in sampler.documented_points():
                 self._ot_study.enqueue_trial(params, user_attrs=attributes)
 
-    def suggest(self, trial_id: str) -> dict | str:
+    def suggest(self, trial_id: str) -> dict | str | None:
         if budget_spent():
             return Searcher.FINISHED
+        if not _session.claim(trial_id, _next_trial_kind(self._ot_study)):  # its schedule would not fit
+            return None if _session.may_make_room() else Searcher.FINISHED
         # The sampler's configuration as it is: Ray's version would mix in Optuna's internal
         # parameter names ("resnet.lr") and labels.
         if trial_id not in self._ot_trials:
@@ -401,6 +446,31 @@ class TruthfulOptunaSearch(OptunaSearch):
             value=value, params=told.params, distributions=told.distributions,
             user_attrs={**told.user_attrs, "resumed_trial_number": told.number},
             intermediate_values={int(result["training_iteration"]): value}))
+
+
+def _next_trial_kind(ot_study: optuna.Study) -> str:
+    """The budget guard's name for the trial the study will hand out next: a queued documented point's
+    "family/point", else "tpe"."""
+    queued = ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    if queued:
+        attributes = min(queued, key=lambda t: t.number).user_attrs
+        if "point" in attributes:
+            return f"{attributes['family']}/{attributes['point']}"
+    return TPE_POINT
+
+
+class BudgetLedger(tune.Callback):
+    """Counts a planned --epochs-budget: a trial's whole schedule is committed when it is created (the searcher's
+    claim), each epoch is spent as it is reported, and what a trial ended early leaves is released."""
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        _session.spend_epoch(trial.trial_id)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        _session.release(trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        _session.release(trial.trial_id)
 
 
 class RungHistoryASHA(PointBudgetASHA):
