@@ -18,7 +18,7 @@ TINY = {"arch": "simple_cnn", "widths": (8, 16), "kernel_size": 3, "fc_width": 3
 
 
 def _available(budget: Budget) -> float:
-    return budget.seconds * (1 - planner.SLACK) - budget.elapsed_s - planner.START_UP_S
+    return budget.seconds * (1 - planner.SLACK) - budget.elapsed_s - planner.START_UP_S - planner.WIND_DOWN_S
 
 
 def _points(*epochs, cost=Cost(10.0, 1.0), family="deeper_cnn"):
@@ -173,27 +173,45 @@ def test_the_layout_that_trains_the_most_epochs_is_chosen(tmp_path):
 # --- the guard: a running search starts a trial only where its schedule fits ----------------------------------
 
 def test_the_guard_starts_a_trial_only_where_its_whole_schedule_fits():
-    from fer_search.search.ray_tune import _session, budget_spent
+    from fer_search.search.guard import StartGuard
 
-    guard = {"seconds": {"tpe": 100.0}, "epochs": {"tpe": 10.0}, "lanes": 1, "epochs_budget": None}
-    _session.start(50, None, guard)
+    plan = {"seconds": {"tpe": 100.0}, "epochs": {"tpe": 10.0}, "lanes": 1, "epochs_budget": None}
+    guard, soon = StartGuard(plan), time.time() + 50
+    assert guard.claim("a", "tpe", soon)  # the plan's first wave starts whatever the start-up took
+    assert not guard.claim("b", "tpe", soon)  # 100 s more would end past the deadline
+    assert guard.claim("c", "tpe", time.time() + 500)
+    guard = StartGuard({**plan, "epochs_budget": 25.0})
+    assert guard.claim("a", "tpe", None) and guard.claim("b", "tpe", None)
+    assert not guard.claim("c", "tpe", None) and guard.may_make_room()  # 20 committed; 10 more > 25
+    for _ in range(3):
+        guard.spend_epoch("a")
+    guard.release("a")  # ASHA stopped it after 3 epochs: the other 7 come free
+    assert guard.claim("c", "tpe", None) and not guard.spent()
+
+
+def test_the_search_asks_the_guard_before_each_trial(monkeypatch):
+    """The searcher refuses a trial the guard has no room for: FINISHED under a time budget, later (None) while
+    an epochs budget may still free room."""
+    from ray.tune.search import Searcher
+
+    from fer_search.search import ray_tune
+
+    searcher = ray_tune.TruthfulOptunaSearch.__new__(ray_tune.TruthfulOptunaSearch)
+    monkeypatch.setattr(ray_tune, "_next_trial_kind", lambda study: "tpe")
+    searcher._ot_study = None
+    ray_tune._session.start(50, None, {"seconds": {"tpe": 100.0}, "epochs": {"tpe": 10.0}, "lanes": 0,
+                                      "epochs_budget": None})
     try:
-        assert _session.claim("a", "tpe")  # the plan's first wave
-        assert not _session.claim("b", "tpe")  # 100 s more would end past the deadline
-        _session.deadline = time.time() + 500
-        assert _session.claim("c", "tpe")
+        assert searcher.suggest("a") == Searcher.FINISHED
     finally:
-        _session.end()
-    _session.start(None, None, {**guard, "epochs_budget": 25.0})
+        ray_tune._session.end()
+    ray_tune._session.start(None, None, {"seconds": {"tpe": 1.0}, "epochs": {"tpe": 10.0}, "lanes": 0,
+                                        "epochs_budget": 15.0})
     try:
-        assert _session.claim("a", "tpe") and _session.claim("b", "tpe")
-        assert not _session.claim("c", "tpe") and _session.may_make_room()  # 20 committed, 10 more > 25
-        for _ in range(3):
-            _session.spend_epoch("a")
-        _session.release("a")  # ASHA stopped it after 3 epochs: 7 of its epochs come free
-        assert _session.claim("c", "tpe") and not budget_spent()
+        ray_tune._session.guard.claim("running", "tpe", None)
+        assert searcher.suggest("b") is None
     finally:
-        _session.end()
+        ray_tune._session.end()
 
 
 def test_random_sampling_is_a_sampler_option(tmp_path):

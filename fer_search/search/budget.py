@@ -19,7 +19,7 @@ from typing import Any
 from fer_search.data.types import FERData
 from fer_search.errors import UserError
 from fer_search.search import plan as planner
-from fer_search.search.speed import CACHE_FILE, Layout, Speed, SpeedCache, describe_network, speeds
+from fer_search.search.speed import CACHE_FILE, Layout, Speed, SpeedCache, describe_network, machine_key, speeds
 from search_spaces import SearchSpace
 
 PLAN_FILE = "plan.json"  # beside a `train --time-budget` run's model
@@ -52,6 +52,44 @@ def candidate_layouts(settings, spaces: list[SearchSpace], *, cpus_found: int, g
     cpus = resources.cpus
     splits = sorted({cpus} | {2 ** i for i in range(cpus.bit_length()) if 2 ** i <= cpus})
     return {Layout(trials, cpus // trials): trials for trials in splits}
+
+
+def plan_from_options(args, spaces: list[SearchSpace], data: FERData, settings, started: float):
+    """`run --time-budget / --epochs-budget`: (the plan's record, the spaces it keeps), after measuring this
+    machine; None where the budget is only a deadline (--smoke, a cluster)."""
+    from fer_search.search.settings import local_cpu_count, local_gpu_count
+
+    if not (args.time_budget or args.epochs_budget) or args.smoke:
+        return None
+    if args.address is not None:
+        if args.epochs_budget:
+            raise UserError("--epochs-budget plans from this machine's measured speed; on a cluster (--address) "
+                            "give --time-budget, --num-samples and --max-epochs")
+        print("note: on a cluster the time budget is a deadline, not a plan (this machine's speed says little of "
+              "the nodes')", flush=True)
+        return None
+    wanted = SearchBudget(
+        minutes=args.time_budget, epochs=args.epochs_budget, started=started,
+        request=planner.Request(args.num_samples, args.max_epochs, args.grace_period, args.reduction_factor),
+        layout_given=args.cpus_per_trial is not None, skip_points=args.skip_points or bool(args.continue_study))
+    lanes = candidate_layouts(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count(),
+                              layout_given=wanted.layout_given)
+    cache = None if "://" in settings.storage else Path(settings.storage, settings.name)
+    plan, kept = plan_run(spaces, data, settings, wanted, lanes, cache)
+    return plan_record(plan, started), kept
+
+
+def report_search(storage: str, name: str, trials: list) -> None:
+    """A planned search's plan vs what ran, printed and kept in experiment.json."""
+    from fer_search.search.record import load_record
+
+    record = load_record(f"{storage}/{name}") if "://" not in storage else None
+    if record is None or not record.plan:
+        return
+    actual = compare(record.plan, trials, time.time())
+    print("\n" + "\n".join(actual["lines"]))
+    record.plan["actual"] = actual
+    record.save(f"{storage}/{name}")
 
 
 def plan_run(spaces: list[SearchSpace], data: FERData, settings, budget: SearchBudget, lanes: dict[Layout, int],
@@ -144,7 +182,8 @@ def epoch_images(config: dict[str, Any], data: FERData) -> tuple[int, int]:
 def describe_plan(plan: planner.Plan, configs: list[dict], measured: list[Speed], data: FERData,
                   started: float) -> str:
     """The plan as `run` prints it before the first trial."""
-    lines = [f"plan: budget {plan.budget} from the start ({_clock(started)}); {plan.layout}"]
+    lines = [f"plan: budget {plan.budget} from the start ({_clock(started)}); {plan.layout}; measured on "
+             f"{describe_machine()}"]
     seen = set()
     for config, speed in zip(configs, measured):
         name = describe_network(config)
@@ -176,10 +215,18 @@ def describe_trials(plan: planner.Plan) -> str:
     return text + "; ASHA stops none (no trial waits for a lane)"
 
 
+def describe_machine() -> str:
+    """"AMD EPYC, PyTorch on AVX512": what the speeds were measured on."""
+    machine = machine_key()
+    restricted = " ".join(f"{k}={v}" for k, v in machine["isa_env"].items())
+    return (f"{machine['cpu']}, PyTorch on {machine['cpu_capability']}" + (f" ({restricted})" if restricted else "")
+            + (f", GPU {machine['gpu']}" if machine["gpu"] else ""))
+
+
 def plan_record(plan: planner.Plan, started: float) -> dict[str, Any]:
     """What experiment.json keeps of the plan (a plan of many TPE trials is summed up, not listed)."""
     points = [dataclasses.asdict(t) for t in plan.trials if t.point != planner.TPE]
-    return {"budget": plan.budget, "layout": plan.layout, "lanes": plan.lanes, "tpe_epochs": plan.tpe_epochs,
+    return {"budget": plan.budget, "layout": plan.layout, "machine": describe_machine(), "lanes": plan.lanes, "tpe_epochs": plan.tpe_epochs,
             "grace_period": plan.grace_period, "milestones": plan.milestones, "num_samples": plan.num_samples,
             "points": points, "tpe_trials": len(plan.trials) - len(points), "left_out": plan.left_out,
             "notes": plan.notes, "started": started, "expected_end": started + plan.expected_end_s,
@@ -201,8 +248,8 @@ def compare(recorded: dict[str, Any], trials: list, ended: float) -> dict[str, A
     lines = [f"plan vs actual: {recorded['planned_trials']} trial(s) planned, {len(trials)} started ("
              + ", ".join(f"{n} {status}" for status, n in counts.items()) + ")",
              f"  epochs: planned {', '.join(planned)}; ran {ran or 'none'}"
-             + (f"; short of their schedule (ASHA or the budget): {', '.join(short)}" if short
-                else "; every trial finished its schedule"),
+             + (f"; {len(short)} short of their schedule (ASHA or the budget): {', '.join(short[:8])}"
+                + (", ..." if len(short) > 8 else "") if short else "; every trial finished its schedule"),
              f"  end: planned {_clock(recorded['expected_end'])} ({(recorded['expected_end'] - started) / 60:.1f} min), "
              f"actual {_clock(ended)} ({(ended - started) / 60:.1f} min)"]
     return {"lines": lines, "trials_started": len(trials), "statuses": dict(counts),
@@ -228,11 +275,13 @@ def plan_train(config, data: FERData, minutes: float, started: float, device: st
     elapsed = time.time() - started
     epochs = planner.plan_training(minutes * 60, elapsed, cost)
     end = started + elapsed + cost.seconds(epochs)
-    record = {"budget": f"{minutes:g} min", "layout": layout.describe(), "network": describe_network(flat),
+    record = {"budget": f"{minutes:g} min", "layout": layout.describe(), "machine": describe_machine(),
+              "network": describe_network(flat),
               "train_images_per_s": speed.train_images_per_s, "eval_images_per_s": speed.eval_images_per_s,
               "epoch_s": cost.epoch_s, "epochs": epochs, "started": started, "expected_end": end}
     (out / PLAN_FILE).write_text(json.dumps(record, indent=2))
-    print(f"plan: budget {minutes:g} min from the start ({_clock(started)}); {layout.describe()}\n"
+    print(f"plan: budget {minutes:g} min from the start ({_clock(started)}); {layout.describe()}; measured on "
+          f"{describe_machine()}\n"
           f"  measured {describe_network(flat)}: {speed.train_images_per_s:,.0f} images/s training, "
           f"{speed.eval_images_per_s:,.0f} predicting: {cost.epoch_s:.1f} s an epoch ({trained:,} trained, "
           f"{predicted:,} predicted)\n  {epochs} epochs; expected end {_clock(end)} ({(end - started) / 60:.1f} min "

@@ -211,7 +211,9 @@ def _cmd_run(args) -> int:
     data = load_data(args.data, seed=args.seed, val_fraction=VAL_FRACTION, drop_test_copies=not args.keep_test_copies)
     print(describe_load(data))
     experiment = f"{settings.storage}/{name}"
-    plan = _plan_budget(args, spaces, data, settings, started) if record is None and not args.resume else None
+    from fer_search.search.budget import plan_from_options
+
+    plan = plan_from_options(args, spaces, data, settings, started) if record is None and not args.resume else None
     if plan is not None:
         spaces = plan[1]
     if args.skip_points:  # a baseline: the search starts from the ranges alone
@@ -245,33 +247,6 @@ def _cmd_run(args) -> int:
         print(f"\nresults: {storage}/{name}")
         return 0
     return _print_outcome(storage, name, settings.metric, args, budget_ran_out())
-
-
-def _plan_budget(args, spaces, data, settings, started: float):
-    """--time-budget / --epochs-budget: (the plan's record, the spaces it keeps), after measuring this machine;
-    None where the budget is only a deadline (--smoke, a cluster)."""
-    if not (args.time_budget or args.epochs_budget) or args.smoke:
-        return None
-    if args.address is not None:
-        if args.epochs_budget:
-            raise UserError("--epochs-budget plans from this machine's measured speed; on a cluster (--address) "
-                            "give --time-budget, --num-samples and --max-epochs")
-        print("note: on a cluster the time budget is a deadline, not a plan (this machine's speed says little of "
-              "the nodes')", flush=True)
-        return None
-    from fer_search.search import budget
-    from fer_search.search.plan import Request
-    from fer_search.search.settings import local_cpu_count, local_gpu_count
-
-    wanted = budget.SearchBudget(
-        minutes=args.time_budget, epochs=args.epochs_budget, started=started, layout_given=args.cpus_per_trial is not None,
-        request=Request(args.num_samples, args.max_epochs, args.grace_period, args.reduction_factor),
-        skip_points=args.skip_points or bool(args.continue_study))
-    lanes = budget.candidate_layouts(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count(),
-                                     layout_given=wanted.layout_given)
-    cache = None if "://" in settings.storage else Path(settings.storage, settings.name)
-    plan, kept = budget.plan_run(spaces, data, settings, wanted, lanes, cache)
-    return budget.plan_record(plan, started), kept
 
 
 def _take_from_record(args, record: ExperimentRecord) -> None:
@@ -484,7 +459,9 @@ def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: b
             print(f"{trial.name:<34} {trial.status:<14} {trial.epochs:>6} {summary['best_epoch']:>5} "
                   f"{m[metric]:>13.4f} {m['val_macro_f1']:>13.4f} {test:>10}")
         print("* test is reported, never used to select")
-    _compare_with_plan(storage, name, trials)
+    from fer_search.search.budget import report_search
+
+    report_search(storage, name, trials)
     for trial in trials:
         if trial.failure():
             print(f"failed:      {trial.name}: {trial.failure()}")
@@ -508,16 +485,3 @@ def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: b
         return 1
     return 0
 
-
-def _compare_with_plan(storage: str, name: str, trials) -> None:
-    """A planned budget's plan vs what ran, printed and kept in experiment.json."""
-    from fer_search.search import budget
-    from fer_search.search.record import load_record
-
-    record = load_record(f"{storage}/{name}")
-    if record is None or not record.plan:
-        return
-    actual = budget.compare(record.plan, trials, time.time())
-    print("\n" + "\n".join(actual["lines"]))
-    record.plan["actual"] = actual
-    record.save(f"{storage}/{name}")

@@ -34,9 +34,11 @@ DEFAULT_TPE_EPOCHS = 20  # a TPE trial's epochs when neither the user nor the bu
 # Kept back from a time budget: measured speed drifts by a few percent over a run (other processes, the
 # driver's own work), and a trial that overruns the deadline is cut before its schedule ends.
 SLACK = 0.04
-# An allowance, not a measurement: starting Ray and the first trial processes (each imports torch and maps
-# the data set) before the first epoch. The outcome's "plan vs actual" shows what it really took.
+# Allowances, not measurements: starting Ray and the first trial processes (each imports torch and maps the
+# data set) before the first epoch, and after the last one Ray's shut-down and the outcome. The outcome's
+# "plan vs actual" shows what they really took.
 START_UP_S = 25.0
+WIND_DOWN_S = 10.0
 MAX_TRIALS = 10_000  # the planner's own bound when it decides the number of trials
 
 
@@ -234,7 +236,7 @@ def _lay_out(budget: Budget, lanes: int, points: list[Point], tpe: Cost, request
     limit = request.num_samples or MAX_TRIALS
     _, milestones = _asha(epochs, request, on=asha)
     tpe_expected = expected_epochs(epochs, milestones, request.reduction_factor)
-    available_s = (budget.seconds or 0.0) * (1 - SLACK) - budget.elapsed_s - START_UP_S
+    available_s = (budget.seconds or 0.0) * (1 - SLACK) - budget.elapsed_s - START_UP_S - WIND_DOWN_S
     available_epochs = (budget.epochs or 0.0) / budget.epoch_fraction
     lane_free = [0.0] * lanes
     trials, left_out = [], []
@@ -308,7 +310,7 @@ def _too_small(budget: Budget, points: list[Point], tpe: Cost, start_s: float, t
     if budget.seconds is None:
         return (f"the budget of {budget.describe()} cannot hold one trial: the smallest, {what}, needs "
                 f"{epochs * budget.epoch_fraction:g}; give --epochs-budget {epochs * budget.epoch_fraction:g} or more")
-    needed = (start_s + seconds) / (1 - SLACK)
+    needed = (start_s + seconds + WIND_DOWN_S) / (1 - SLACK)
     return (f"the time budget of {budget.describe()} cannot hold one trial: the smallest, {what}, needs "
             f"{seconds / 60:.1f} min on this machine, after {budget.elapsed_s / 60:.1f} min of loading and measuring "
             f"and {START_UP_S:g} s to start the search; give --time-budget {_minutes_up(needed)} or more")

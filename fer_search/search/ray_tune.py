@@ -39,6 +39,7 @@ from fer_search.errors import UserError  # noqa: E402
 from fer_search.search import cluster_checks, code_probe, study  # noqa: E402
 from fer_search.search.layout import (DIVERGED_BY, ERROR_FILE, FINISHED_KEY, NODE_KEY, diverged_line,  # noqa: E402
                                       error_line, recorded_results)
+from fer_search.search.guard import StartGuard  # noqa: E402
 from fer_search.search.sampler import TPE_POINT, SpaceSampler  # noqa: E402
 from fer_search.search.settings import (Resources, SearchSettings, local_cpu_count,  # noqa: E402
                                         local_gpu_count, plan_resources)
@@ -131,52 +132,18 @@ class _Session:
     deadline: float | None = None  # time.time() after which running trials stop at their next result
     num_samples: int | None = None  # on resume: the trials the experiment now has in all (it may grow)
     ran_out = False  # whether the last search ended with its time budget spent
-    # A planned budget (SearchSettings.budget_guard): a trial starts only where its whole schedule fits.
-    guard: dict | None = None
-    epochs_spent = 0.0  # trial epochs trained, against the guard's epochs_budget
-    committed: dict[str, float] = {}  # trial id -> epochs its schedule may still train
-    claims = 0  # trials started under the guard
+    guard: StartGuard | None = None  # a planned budget (guard.py): a trial starts only where its schedule fits
 
     def start(self, budget_s: float | None, num_samples: int | None, guard: dict | None = None) -> None:
         self.deadline = time.time() + budget_s if budget_s else None
         self.num_samples = num_samples
         self.ran_out = False
-        self.guard, self.epochs_spent, self.committed, self.claims = guard, 0.0, {}, 0
+        self.guard = StartGuard(guard) if guard else None
 
     def end(self) -> None:
         """Nothing of a finished search applies to the next one in this process (tests run several)."""
         self.ran_out = budget_spent()
         self.deadline = self.num_samples = self.guard = None
-
-    def claim(self, trial_id: str, key: str) -> bool:
-        """Whether a new trial of kind `key` ("family/point" or "tpe") has room for its whole schedule in what is
-        left of the budget; if so its epochs are committed to it."""
-        if self.guard is None:
-            return True
-        seconds, epochs = (self.guard[kind].get(key, max(self.guard[kind].values(), default=0.0))
-                           for kind in ("seconds", "epochs"))
-        # The plan's first wave starts whatever Ray's start-up took: the planner found that it fits.
-        first_wave = self.claims < self.guard.get("lanes", 0)
-        if self.deadline is not None and not first_wave and time.time() + seconds > self.deadline:
-            return False
-        budget = self.guard.get("epochs_budget")
-        if budget is not None and self.epochs_spent + sum(self.committed.values()) + epochs > budget + 1e-9:
-            return False
-        self.committed[trial_id] = epochs
-        self.claims += 1
-        return True
-
-    def may_make_room(self) -> bool:
-        """Whether a running trial's early end (ASHA) could still make room under an epochs budget."""
-        return bool(self.guard and self.guard.get("epochs_budget") is not None and any(self.committed.values()))
-
-    def spend_epoch(self, trial_id: str) -> None:
-        self.epochs_spent += 1
-        if trial_id in self.committed:
-            self.committed[trial_id] = max(0.0, self.committed[trial_id] - 1)
-
-    def release(self, trial_id: str) -> None:
-        self.committed.pop(trial_id, None)
 
 
 _session = _Session()
@@ -186,8 +153,7 @@ def budget_spent() -> bool:
     """Whether the running search's --time-budget (or --epochs-budget) has run out."""
     if _session.deadline is not None and time.time() >= _session.deadline:
         return True
-    budget = _session.guard.get("epochs_budget") if _session.guard else None
-    return budget is not None and _session.epochs_spent >= budget - 1e-9
+    return _session.guard is not None and _session.guard.spent()
 
 
 def budget_ran_out() -> bool:
@@ -399,8 +365,9 @@ class TruthfulOptunaSearch(OptunaSearch):
     def suggest(self, trial_id: str) -> dict | str | None:
         if budget_spent():
             return Searcher.FINISHED
-        if not _session.claim(trial_id, _next_trial_kind(self._ot_study)):  # its schedule would not fit
-            return None if _session.may_make_room() else Searcher.FINISHED
+        guard = _session.guard
+        if guard is not None and not guard.claim(trial_id, _next_trial_kind(self._ot_study), _session.deadline):
+            return None if guard.may_make_room() else Searcher.FINISHED
         # The sampler's configuration as it is: Ray's version would mix in Optuna's internal
         # parameter names ("resnet.lr") and labels.
         if trial_id not in self._ot_trials:
@@ -460,17 +427,19 @@ def _next_trial_kind(ot_study: optuna.Study) -> str:
 
 
 class BudgetLedger(tune.Callback):
-    """Counts a planned --epochs-budget: a trial's whole schedule is committed when it is created (the searcher's
-    claim), each epoch is spent as it is reported, and what a trial ended early leaves is released."""
+    """Tells a planned budget's start guard (guard.py) each epoch trained and each trial's end; the searcher
+    asks it before creating a trial."""
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        _session.spend_epoch(trial.trial_id)
+        if _session.guard is not None:
+            _session.guard.spend_epoch(trial.trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        _session.release(trial.trial_id)
+        if _session.guard is not None:
+            _session.guard.release(trial.trial_id)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        _session.release(trial.trial_id)
+        self.on_trial_complete(iteration, trials, trial)
 
 
 class RungHistoryASHA(PointBudgetASHA):
