@@ -5,8 +5,8 @@
   tpe     TPE warm-started from the points + ASHA, as `run` does by default
 
 each with several seeds (`run --seed`: the validation carve, TPE's draws and the trials' seeds). It plots the
-best validation accuracy so far against time (median and range over seeds; time from each run's start,
-planning included), builds each run's final ensemble (`ensemble --top 3`: bagged greedy selection on
+best validation accuracy so far against time (median and range over seeds, from the time every seed's run
+has scored an epoch; time from each run's start, planning included), builds each run's final ensemble (`ensemble --top 3`: bagged greedy selection on
 validation from the stored probabilities) and scores it once on test, and writes a table.
 
     python benchmarks/search_value.py OUT [--data DATA] [--space FILE] [--minutes 10 | --epochs-budget E]
@@ -150,9 +150,8 @@ def plot(found: dict, path: Path, title: str) -> None:
         curves = np.array([r["curve"] for r in found["runs"].values() if r["method"] == method and "curve" in r])
         if not len(curves):
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN before the first epoch
-            median, low, high = np.nanmedian(curves, 0), np.nanmin(curves, 0), np.nanmax(curves, 0)
+        # From the time every seed's run has scored an epoch (NaN before): then median and range are monotone.
+        median, low, high = np.median(curves, 0), np.min(curves, 0), np.max(curves, 0)
         line, = axes.plot(grid, median, label=f"{method} (median of {len(curves)})")
         axes.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
     axes.set(xlabel="minutes from the run's start", ylabel="best validation accuracy so far", title=title)
@@ -168,8 +167,9 @@ def markdown(table: dict[str, dict], caption: str) -> str:
         if key not in row:
             return "-"
         v = row[key]
-        return f"{v['median']:.4f} [{v['min']:.4f}, {v['max']:.4f}]" if isinstance(v["median"], float) else \
-            f"{v['median']:g} [{v['min']:g}, {v['max']:g}]"
+        if key in ("trials", "members"):
+            return f"{v['median']:g} [{v['min']:g}, {v['max']:g}]"
+        return f"{v['median']:.4f} [{v['min']:.4f}, {v['max']:.4f}]"
 
     lines = [caption, "", "| method | runs | trials | best trial, val acc | ensemble val acc | ensemble test acc* |",
              "|---|---|---|---|---|---|"]
