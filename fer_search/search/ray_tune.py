@@ -39,7 +39,8 @@ from fer_search.errors import UserError  # noqa: E402
 from fer_search.search import cluster_checks, code_probe, study  # noqa: E402
 from fer_search.search.layout import (DIVERGED_BY, ERROR_FILE, FINISHED_KEY, NODE_KEY, diverged_line,  # noqa: E402
                                       error_line, recorded_results)
-from fer_search.search.sampler import SpaceSampler  # noqa: E402
+from fer_search.search.guard import StartGuard  # noqa: E402
+from fer_search.search.sampler import TPE_POINT, SpaceSampler  # noqa: E402
 from fer_search.search.settings import (Resources, SearchSettings, local_cpu_count,  # noqa: E402
                                         local_gpu_count, plan_resources)
 from search_spaces import SearchSpace  # noqa: E402
@@ -61,7 +62,7 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
     if settings.address is None:
         # Before starting Ray: a GPU trial on a machine without one would wait forever.
         resources = plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
-    _session.start(settings.time_budget_s, num_samples if resume else None)
+    _session.start(settings.time_budget_s, num_samples if resume else None, settings.budget_guard)
     log_file = _route_logs(path)
     if settings.address is None:
         _start_local_ray(resources.cpus, resources.gpus)
@@ -131,24 +132,28 @@ class _Session:
     deadline: float | None = None  # time.time() after which running trials stop at their next result
     num_samples: int | None = None  # on resume: the trials the experiment now has in all (it may grow)
     ran_out = False  # whether the last search ended with its time budget spent
+    guard: StartGuard | None = None  # a planned budget (guard.py): a trial starts only where its schedule fits
 
-    def start(self, budget_s: float | None, num_samples: int | None) -> None:
+    def start(self, budget_s: float | None, num_samples: int | None, guard: dict | None = None) -> None:
         self.deadline = time.time() + budget_s if budget_s else None
         self.num_samples = num_samples
         self.ran_out = False
+        self.guard = StartGuard(guard) if guard else None
 
     def end(self) -> None:
         """Nothing of a finished search applies to the next one in this process (tests run several)."""
         self.ran_out = budget_spent()
-        self.deadline = self.num_samples = None
+        self.deadline = self.num_samples = self.guard = None
 
 
 _session = _Session()
 
 
 def budget_spent() -> bool:
-    """Whether the running search's --time-budget has run out."""
-    return _session.deadline is not None and time.time() >= _session.deadline
+    """Whether the running search's --time-budget (or --epochs-budget) has run out."""
+    if _session.deadline is not None and time.time() >= _session.deadline:
+        return True
+    return _session.guard is not None and _session.guard.spent()
 
 
 def budget_ran_out() -> bool:
@@ -206,13 +211,15 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
     sampler = SpaceSampler(spaces, settings.overrides(), point_budgets=settings.point_budgets)
     searcher = SessionSearchGenerator(ConcurrencyLimiter(
         TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
-                             location=settings.study_location(), experiment=settings.name),
+                             location=settings.study_location(), experiment=settings.name,
+                             optuna_sampler=settings.optuna_sampler),
         max_concurrent=concurrency))
     scheduler = RungHistoryASHA(sampler.budgeted_points, time_attr="training_iteration", metric=settings.objective,
                                 mode="max", max_t=settings.max_epochs,
                                 grace_period=min(settings.grace_period, settings.max_epochs),
                                 reduction_factor=settings.reduction_factor)
-    callbacks = [ConsoleReporter(settings.objective, settings.num_samples), CSVLoggerCallback(), JsonLoggerCallback()]
+    callbacks = [ConsoleReporter(settings.objective, settings.num_samples), CSVLoggerCallback(), JsonLoggerCallback(),
+                 BudgetLedger()]
     if settings.wandb_project:
         callbacks.append(SeriesWandbCallback(data_version=data_version, experiment_type=settings.experiment_type,
                                              project=settings.wandb_project, group=settings.name, log_config=True))
@@ -340,22 +347,27 @@ class TruthfulOptunaSearch(OptunaSearch):
     """
 
     def __init__(self, sampler: SpaceSampler, *, metric: str, seed: int, location: study.StudyLocation,
-                 experiment: str):
+                 experiment: str, optuna_sampler: str = "tpe"):
         self._experiment = experiment
-        # Constant liar: parallel trials that are still running count as bad, so TPE spreads out.
-        tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        # Constant liar: parallel trials that are still running count as bad, so TPE spreads out. Random
+        # sampling is the baseline TPE is measured against (benchmarks/search_value.py).
+        draws = (optuna.samplers.RandomSampler(seed=seed) if optuna_sampler == "random"
+                 else optuna.samplers.TPESampler(seed=seed, constant_liar=True))
         # The study lives in its database (Ray creates it there, or loads it to continue it), not only in
         # Ray's pickle of this searcher.
-        super().__init__(space=sampler, metric=metric, mode="max", sampler=tpe,
+        super().__init__(space=sampler, metric=metric, mode="max", sampler=draws,
                          storage=optuna.storages.RDBStorage(location.storage), study_name=location.study_name)
         if not self._ot_study.trials:  # a continued study has run its documented points already
             study.label_new_study(self._ot_study, list(sampler.spaces), metric)
             for params, attributes in sampler.documented_points():
                 self._ot_study.enqueue_trial(params, user_attrs=attributes)
 
-    def suggest(self, trial_id: str) -> dict | str:
+    def suggest(self, trial_id: str) -> dict | str | None:
         if budget_spent():
             return Searcher.FINISHED
+        guard = _session.guard
+        if guard is not None and not guard.claim(trial_id, _next_trial_kind(self._ot_study), _session.deadline):
+            return None if guard.may_make_room() else Searcher.FINISHED
         # The sampler's configuration as it is: Ray's version would mix in Optuna's internal
         # parameter names ("resnet.lr") and labels.
         if trial_id not in self._ot_trials:
@@ -401,6 +413,33 @@ class TruthfulOptunaSearch(OptunaSearch):
             value=value, params=told.params, distributions=told.distributions,
             user_attrs={**told.user_attrs, "resumed_trial_number": told.number},
             intermediate_values={int(result["training_iteration"]): value}))
+
+
+def _next_trial_kind(ot_study: optuna.Study) -> str:
+    """The budget guard's name for the trial the study will hand out next: a queued documented point's
+    "family/point", else "tpe"."""
+    queued = ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    if queued:
+        attributes = min(queued, key=lambda t: t.number).user_attrs
+        if "point" in attributes:
+            return f"{attributes['family']}/{attributes['point']}"
+    return TPE_POINT
+
+
+class BudgetLedger(tune.Callback):
+    """Tells a planned budget's start guard (guard.py) each epoch trained and each trial's end; the searcher
+    asks it before creating a trial."""
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if _session.guard is not None:
+            _session.guard.spend_epoch(trial.trial_id)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        if _session.guard is not None:
+            _session.guard.release(trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.on_trial_complete(iteration, trials, trial)
 
 
 class RungHistoryASHA(PointBudgetASHA):

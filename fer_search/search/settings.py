@@ -50,6 +50,10 @@ class SearchSettings:
     experiment_type: str = "search"  # W&B tag: "search" or "reproduce"
     trial_retries: int = 2  # restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node)
     study: StudyLocation | None = None  # None: study.db in the experiment folder, named after the experiment
+    # A planned budget (budget.py): per trial kind ("family/point", "tpe") the seconds and epochs of its whole
+    # schedule, and an --epochs-budget in trial epochs; a trial starts only where its schedule fits.
+    budget_guard: dict | None = None
+    optuna_sampler: str = "tpe"  # `run --sampler`: "tpe", or "random" (the baseline of benchmarks/search_value.py)
 
     @property
     def objective(self) -> str:
