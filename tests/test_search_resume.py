@@ -60,7 +60,7 @@ def _trials(experiment: Path) -> list[layout.Trial]:
 class Seen:
     log: str  # the driver's console so far
     checkpoints_before: set[Path]  # the trials' checkpoint folders when the driver started
-    numbers_before: set[int]  # the study's trials when the driver started
+    numbers_before: set[int]  # the study's trials that had been asked for when the driver started
 
 
 def _loading_data(experiment: Path, seen: Seen) -> bool:
@@ -92,7 +92,8 @@ def _gathering_results(experiment: Path, seen: Seen) -> bool:
 
 def _kill_at(moment, command: list[str], experiment: Path, log: Path) -> int:
     """Runs the driver until `moment` holds, then SIGKILLs it with its Ray processes; its return code."""
-    seen = Seen("", set(experiment.glob("*/checkpoint_*")), set(_study_states(experiment)))
+    asked = {number for number, state in _study_states(experiment).items() if state != "WAITING"}
+    seen = Seen("", set(experiment.glob("*/checkpoint_*")), asked)
     with open(log, "w") as out:
         # Its own session: killing the group takes Ray's processes down with the driver.
         driver = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The five-point kill test (tests/test_search_resume.py), RUNS times in a row under each of two slow conditions:
+# the slow-CPU emulation (AVX2 only, as on CPUs without AVX-512/bf16: ONEDNN_MAX_CPU_ISA=AVX2
+# ATEN_CPU_CAPABILITY=avx2) and one core (taskset -c 0). Writes the pass counts to benchmarks/results/ and keeps
+# the log of every failed run in LOG_DIR.
+#
+#   benchmarks/kill_test_repeat.sh [RUNS=20] [LOG_DIR=/tmp/kill_test_repeat] [TEST=...five_points]
+set -euo pipefail
+RUNS=${1:-20}
+LOG_DIR=${2:-/tmp/kill_test_repeat}
+TEST=${3:-tests/test_search_resume.py::test_resume_after_the_driver_is_killed_at_five_points}
+cd "$(dirname "$0")/.."
+mkdir -p "$LOG_DIR"
+
+run_condition() {  # NAME COMMAND-PREFIX...: prints how many of RUNS passed
+    local name=$1 passed=0
+    shift
+    for i in $(seq 1 "$RUNS"); do
+        local log="$LOG_DIR/$name-$i.log" base="$LOG_DIR/tmp-$name-$i"
+        if "$@" python -m pytest -q -p no:cacheprovider "$TEST" --basetemp="$base" >"$log" 2>&1; then
+            passed=$((passed + 1))
+            rm -rf "$log" "$base"
+        fi
+        echo "$name: run $i of $RUNS, $passed passed" >&2
+    done
+    echo "$passed"
+}
+
+slow_isa=$(run_condition slow_isa env ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)
+one_core=$(run_condition one_core taskset -c 0)
+echo "passed: slow-CPU emulation $slow_isa of $RUNS, one core $one_core of $RUNS (failed runs' logs: $LOG_DIR)"
+python benchmarks/results.py kill_test_repeat --label auto runs="$RUNS" slow_isa_passed="$slow_isa" \
+    one_core_passed="$one_core"
