@@ -10,6 +10,7 @@ RUNS=${1:-20}
 LOG_DIR=${2:-/tmp/kill_test_repeat}
 TEST=${3:-tests/test_search_resume.py::test_resume_after_the_driver_is_killed_at_five_points}
 cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0  # this checkout's code
 mkdir -p "$LOG_DIR"
 
 run_condition() {  # NAME COMMAND-PREFIX...: prints how many of RUNS passed
