@@ -1,5 +1,6 @@
-"""`run --resume`: after the driver is killed mid-search (SIGKILL: no chance to clean up), and what it
-refuses or rebuilds (the experiment record, ASHA's rungs, errored trials told to TPE)."""
+"""`run --resume`: after the driver is killed mid-search (SIGKILL: no chance to clean up), of an experiment folder
+moved or copied elsewhere, and what it refuses or rebuilds (the experiment record, ASHA's rungs). The searcher stack's
+part of a resume, killed at every study write: test_resume_settle.py."""
 from __future__ import annotations
 
 import json
@@ -211,6 +212,28 @@ def test_a_moved_or_copied_experiment_resumes_with_its_own_study(tmp_path):
     assert not (original / name).exists()  # nothing was made again where the moved folder was
 
 
+def test_a_resume_goes_on_from_rays_snapshot_before_one_cut_short(tiny_search, tmp_path):
+    """Ray copies its saved state into the folder file by file: a driver killed during the copy can leave the newest
+    files cut short, and Ray would start the experiment afresh. The resume sets them aside and restores the ones
+    before."""
+    from fer_search.search import ray_tune
+
+    storage = tmp_path / "runs"
+    shutil.copytree(tiny_search[0], storage)
+    experiment = storage / tiny_search[1]
+    cut_short = []
+    for kind in ("experiment_state", "search_gen_state"):  # the trials; the search generator's counts
+        [saved] = experiment.glob(f"{kind}-*.json")
+        cut_short.append(saved.with_name(f"{kind}-2999-01-01_00-00-00.json"))
+        cut_short[-1].write_bytes(saved.read_bytes()[:200])
+    try:
+        ray_tune._prepare_resume(str(storage), tiny_search[1])
+        assert sorted(trial.number for trial in ray_tune._session.resumed.restored) == list(range(6))
+    finally:
+        ray_tune._session.end()
+    assert all(not path.exists() and path.with_suffix(".unreadable").is_file() for path in cut_short)
+
+
 def _recorded_experiment(storage: Path, name: str, **changes) -> Path:
     """An experiment folder as a search leaves it for --resume: Ray's tuner.pkl and our record (of
     `run simple_cnn --data synthetic`), without running one."""
@@ -275,27 +298,6 @@ def test_rung_history_survives_a_resume(tmp_path):
     new = SimpleNamespace(trial_id="new", relative_logdir=None, config={"family": "simple_cnn", "point": "tpe"})
     scheduler.on_trial_add(None, new)
     assert scheduler.on_trial_result(None, new, {"training_iteration": 1, "best_val_acc": 0.3}) == TrialScheduler.STOP
-
-
-def test_an_errored_trial_that_a_resume_finishes_reaches_tpe(tmp_path):
-    from fer_search.search.layout import FINISHED_KEY
-    from fer_search.search.ray_tune import TruthfulOptunaSearch
-    from fer_search.search.sampler import SpaceSampler
-    from fer_search.search.study import default_location
-    from search_spaces import load_space
-
-    sampler = SpaceSampler([load_space(str(SPACES / "tiny_simple_cnn.yaml"))], {"epochs": 3})
-    (tmp_path / "exp").mkdir()
-    searcher = TruthfulOptunaSearch(sampler, metric="best_val_acc", seed=0,
-                                    location=default_location(str(tmp_path), "exp"), experiment="exp")
-    config = searcher.suggest("t1")
-    searcher.on_trial_complete("t1", error=True)  # the first session: it errored
-    searcher.on_trial_result("t1", {"best_val_acc": 0.4, "training_iteration": 2})  # resumed, runs on
-    searcher.on_trial_complete("t1", {"best_val_acc": 0.55, "training_iteration": 3, FINISHED_KEY: "max_epochs"})
-    failed = searcher._ot_study.trials[0]
-    [learned] = [t for t in searcher._ot_study.trials if t.state.name == "COMPLETE"]
-    assert failed.state.name == "FAIL" and learned.value == 0.55
-    assert learned.params == failed.params and learned.user_attrs["point"] == config["point"]
 
 
 def test_resume_warns_about_options_the_restored_search_keeps(tmp_path, capsys, monkeypatch):

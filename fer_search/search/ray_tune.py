@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import pickle
+import pickletools
 import re
 import socket
 import sys
@@ -53,7 +54,8 @@ from search_spaces import SearchSpace  # noqa: E402
 
 # To answer the code check a node starts a Python worker (with --ship-code, after unpacking the code).
 CODE_PROBE_TIMEOUT_S = 180
-EXPERIMENT_STATE_FILES = "experiment_state-*.json"  # Ray's saved experiment state, one file per driver session
+# Ray's saved state, one file of each per driver session: the trials, and the search generator's counts.
+EXPERIMENT_STATE_FILES, SEARCH_GENERATOR_STATE_FILES = "experiment_state-*.json", "search_gen_state-*.json"
 
 
 def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSettings, *, resume: bool = False,
@@ -135,18 +137,34 @@ def _restored_trials(path: str) -> list[reconcile.RestoredTrial]:
 
 
 def _set_aside_unreadable_state(experiment: Path) -> None:
-    """Ray copies its experiment state into the folder file by file, overwriting in place: a driver killed during
-    the copy can leave the newest one cut short, and Ray would then start the whole experiment afresh. Such a
-    file is renamed, so that Ray restores the snapshot before it."""
-    states = sorted(experiment.glob(EXPERIMENT_STATE_FILES))
-    if not states:
-        return
+    """Ray copies its saved state into the folder file by file, overwriting in place: a driver killed during the
+    copy can leave the newest experiment or search-generator state cut short, and Ray would then start the whole
+    experiment afresh. Such a file is renamed, so that Ray restores the one before it (reconcile.py settles the
+    rest). The searcher's own state is read with the same care (_saved_searcher_state)."""
+    for pattern, readable in ((EXPERIMENT_STATE_FILES, _is_json), (SEARCH_GENERATOR_STATE_FILES, _is_pickle)):
+        saved = sorted(experiment.glob(pattern))
+        if saved and not readable(saved[-1].read_bytes()):
+            saved[-1].rename(saved[-1].with_suffix(".unreadable"))
+            logging.getLogger("ray.tune").warning(f"{saved[-1].name} was cut short (the driver was killed while Ray "
+                                                  "saved it): resuming from Ray's state before it")
+
+
+def _is_json(data: bytes) -> bool:
     try:
-        json.loads(states[-1].read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        states[-1].rename(states[-1].with_suffix(".unreadable"))
-        logging.getLogger("ray.tune").warning(f"{states[-1].name} was cut short (the driver was killed while Ray "
-                                              "saved it): resuming from Ray's snapshot before it")
+        json.loads(data)
+    except ValueError:  # JSON, or its UTF-8, cut short
+        return False
+    return True
+
+
+def _is_pickle(data: bytes) -> bool:
+    """Whether data is a whole pickle (read opcode by opcode, nothing is built)."""
+    try:
+        for _ in pickletools.genops(data):
+            pass
+    except ValueError:
+        return False
+    return True
 
 
 def _check_cluster(settings: SearchSettings, spaces: list[SearchSpace]) -> Resources:
@@ -577,7 +595,7 @@ def _saved_searcher_state(path: str) -> dict | None:
     try:
         with open(path, "rb") as saved:
             state = pickle.load(saved)
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError) as exc:
+    except (OSError, EOFError, pickle.UnpicklingError) as exc:
         logging.getLogger("ray.tune").warning(f"the searcher state {path} is unreadable ({exc!r}); going on without it")
         return None
     return state if isinstance(state, dict) else None
