@@ -30,5 +30,7 @@ run_condition() {  # NAME COMMAND-PREFIX...: prints how many of RUNS passed
 slow_isa=$(run_condition slow_isa env ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)
 one_core=$(run_condition one_core taskset -c 0)
 echo "passed: slow-CPU emulation $slow_isa of $RUNS, one core $one_core of $RUNS (failed runs' logs: $LOG_DIR)"
-python benchmarks/results.py kill_test_repeat --label auto runs="$RUNS" slow_isa_passed="$slow_isa" \
-    one_core_passed="$one_core"
+# The machine's load while it ran (a shared machine makes the test harsher than a quiet one).
+load_15min=$(cut -d' ' -f3 /proc/loadavg)
+python benchmarks/results.py --label auto --command "benchmarks/kill_test_repeat.sh $RUNS" kill_test_repeat \
+    runs="$RUNS" slow_isa_passed="$slow_isa" one_core_passed="$one_core" load_average_15min="$load_15min"

@@ -75,7 +75,7 @@ class Settlement:
     requeued: list[int]  # those of them that carried a documented point
 
     def __str__(self) -> str:
-        again = f"; the documented point(s) of {_numbers(self.requeued)} run again" if self.requeued else ""
+        again = f"; the documented point(s) they carried ({_numbers(self.requeued)}) run again" if self.requeued else ""
         return (f"study trial(s) {_numbers(self.lost)} started after Ray last saved the search and were lost with "
                 f"the driver: FAIL{again}")
 
