@@ -71,15 +71,16 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
         # Before starting Ray: a GPU trial on a machine without one would wait forever.
         resources = plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
     _session.start(settings.time_budget_s, num_samples if resume else None)
-    log_file = _route_logs(path)
-    if resume:
-        _prepare_resume(settings.storage, settings.name)
-    if settings.address is None:
-        _start_local_ray(resources.cpus, resources.gpus)
-    else:
-        ray.init(address=settings.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                 runtime_env=cluster_checks.shipped_code() if settings.ship_code else None)
+    routed = _route_logs(path)
     try:
+        if resume:
+            _prepare_resume(settings.storage, settings.name)
+        if settings.address is None:
+            _start_local_ray(resources.cpus, resources.gpus)
+        else:
+            ray.init(address=settings.address, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR,
+                     runtime_env=cluster_checks.shipped_code() if settings.ship_code else None)
         if settings.address is not None:
             resources = _check_cluster(settings, spaces)
         # The driver puts the data set into the object store once; each node fetches that one object for all of
@@ -98,10 +99,9 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
     finally:
         _session.end()
         ray.shutdown()
-        if log_file is not None:
-            for name in ("ray", study_writes.__name__):
-                logging.getLogger(name).removeHandler(log_file)
-            log_file.close()
+        for logger, handler in routed:
+            logger.removeHandler(handler)
+            handler.close()
     return path
 
 
@@ -683,7 +683,7 @@ ACTIONABLE = re.compile(r"insufficient|infeasible|cannot be scheduled|pending|re
 NOT_ACTIONABLE = re.compile(r"Trial task failed|Received additional|snapshotting has been triggered", re.IGNORECASE)
 
 
-def _route_logs(experiment: str) -> logging.FileHandler | None:
+def _route_logs(experiment: str) -> list[tuple[logging.Logger, logging.Handler]]:
     """Ray's warnings and errors go to EXPERIMENT/ray.log (a local experiment), and to the console only
     those a user must act on (no resources for a trial, a failed restore or storage sync); our reporter
     speaks for the rest (a failed trial: its real error and log path)."""
@@ -694,31 +694,30 @@ def _route_logs(experiment: str) -> logging.FileHandler | None:
     for handler in ray_logger.handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.addFilter(_actionable)
-    study_log = _study_writes_on_console()
-    log_file = None
+    study_log = logging.getLogger(study_writes.__name__)
+    routed = [(study_log, _study_writes_on_console(study_log))]
     if "://" not in experiment:
         Path(experiment).mkdir(parents=True, exist_ok=True)
         log_file = logging.FileHandler(Path(experiment, RAY_LOG_FILE))
         log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        ray_logger.addHandler(log_file)
-        study_log.addHandler(log_file)
+        for logger in (ray_logger, study_log):
+            logger.addHandler(log_file)
+            routed.append((logger, log_file))
     warnings.filterwarnings("ignore", module="ray")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="All-NaN slice encountered")  # ASHA's cut-off over diverged trials
-    return log_file
+    return routed
 
 
-def _study_writes_on_console() -> logging.Logger:
-    """The study's writes speak (once per outage of its database) on the console, and in ray.log beside Ray's."""
-    study_log = logging.getLogger(study_writes.__name__)
+def _study_writes_on_console(study_log: logging.Logger) -> logging.Handler:
+    """The study's writes speak (once per outage of its database) on this search's console, and in ray.log beside
+    Ray's; their logger is this search's only (a search started from Python has no other console handler)."""
     study_log.setLevel(logging.INFO)
     study_log.propagate = False
-    if not any(getattr(handler, "study_console", False) for handler in study_log.handlers):
-        console = logging.StreamHandler(sys.stdout)
-        console.setFormatter(logging.Formatter("study: %(message)s"))
-        console.study_console = True
-        study_log.addHandler(console)
-    return study_log
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("study: %(message)s"))
+    study_log.addHandler(console)
+    return console
 
 
 def _actionable(record: logging.LogRecord) -> bool:
