@@ -71,7 +71,8 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
         # Before starting Ray: a GPU trial on a machine without one would wait forever.
         resources = plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
     _session.start(settings.time_budget_s, num_samples if resume else None)
-    routed = _route_logs(path)
+    log_file = _route_logs(path)
+    study_handlers = _route_study_writes(log_file)
     try:
         if resume:
             _prepare_resume(settings.storage, settings.name)
@@ -99,9 +100,11 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
     finally:
         _session.end()
         ray.shutdown()
-        for logger, handler in routed:
-            logger.removeHandler(handler)
-            handler.close()
+        for handler in study_handlers:
+            logging.getLogger(study_writes.__name__).removeHandler(handler)
+        if log_file is not None:
+            logging.getLogger("ray").removeHandler(log_file)
+            log_file.close()
     return path
 
 
@@ -683,7 +686,7 @@ ACTIONABLE = re.compile(r"insufficient|infeasible|cannot be scheduled|pending|re
 NOT_ACTIONABLE = re.compile(r"Trial task failed|Received additional|snapshotting has been triggered", re.IGNORECASE)
 
 
-def _route_logs(experiment: str) -> list[tuple[logging.Logger, logging.Handler]]:
+def _route_logs(experiment: str) -> logging.FileHandler | None:
     """Ray's warnings and errors go to EXPERIMENT/ray.log (a local experiment), and to the console only
     those a user must act on (no resources for a trial, a failed restore or storage sync); our reporter
     speaks for the rest (a failed trial: its real error and log path)."""
@@ -694,30 +697,31 @@ def _route_logs(experiment: str) -> list[tuple[logging.Logger, logging.Handler]]
     for handler in ray_logger.handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.addFilter(_actionable)
-    study_log = logging.getLogger(study_writes.__name__)
-    routed = [(study_log, _study_writes_on_console(study_log))]
+    log_file = None
     if "://" not in experiment:
         Path(experiment).mkdir(parents=True, exist_ok=True)
         log_file = logging.FileHandler(Path(experiment, RAY_LOG_FILE))
         log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        for logger in (ray_logger, study_log):
-            logger.addHandler(log_file)
-            routed.append((logger, log_file))
+        ray_logger.addHandler(log_file)
     warnings.filterwarnings("ignore", module="ray")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="All-NaN slice encountered")  # ASHA's cut-off over diverged trials
-    return routed
+    return log_file
 
 
-def _study_writes_on_console(study_log: logging.Logger) -> logging.Handler:
-    """The study's writes speak (once per outage of its database) on this search's console, and in ray.log beside
-    Ray's; their logger is this search's only (a search started from Python has no other console handler)."""
+def _route_study_writes(log_file: logging.FileHandler | None) -> list[logging.Handler]:
+    """The study's writes speak (once per outage of its database) on this search's console, on the stdout of now,
+    and in ray.log beside Ray's; the handlers are this search's own (the logger passes nothing on, so nothing
+    else prints them twice)."""
+    study_log = logging.getLogger(study_writes.__name__)
     study_log.setLevel(logging.INFO)
     study_log.propagate = False
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(logging.Formatter("study: %(message)s"))
-    study_log.addHandler(console)
-    return console
+    handlers = [console] + ([log_file] if log_file is not None else [])
+    for handler in handlers:
+        study_log.addHandler(handler)
+    return handlers
 
 
 def _actionable(record: logging.LogRecord) -> bool:
