@@ -51,15 +51,17 @@ def add_run_parser(subparsers) -> None:
                    help="validation metric that selects (test is only reported) [%(default)s]")
     p.add_argument("--study-storage", metavar="URL",
                    help="database of the Optuna study (any Optuna supports: sqlite:////abs/studies.db, "
-                        "postgresql://..., mysql://...); a study named like the experiment there is continued "
-                        "[study.db in the experiment folder]")
+                        "postgresql://..., mysql://..., or a journal file journal:////abs/studies.journal); a study "
+                        "named like the experiment there is continued [study.db in the experiment folder; "
+                        "study.journal with --storage-shared]")
     p.add_argument("--continue-study", metavar="EXPERIMENT",
                    help="a new experiment whose trials join EXPERIMENT's study: TPE goes on from its history and the "
                         "documented points are not run again (with --study-storage: the study EXPERIMENT there)")
     p.add_argument("--address", help="connect to a running Ray cluster: auto or HOST:PORT (see docs/cluster.md)")
     p.add_argument("--storage-shared", action="store_true",
-                   help="with --address: --storage is a folder every node sees at the same path (e.g. an NFS mount); "
-                        "without it a local folder is refused on a cluster of more than one node")
+                   help="--storage is a folder on a shared file system that every node sees at the same path (e.g. "
+                        "an NFS mount): the study becomes a journal file there (SQLite's locks are not safe on one); "
+                        "with --address, a local folder is refused on a cluster of more than one node without it")
     p.add_argument("--ship-code", action="store_true",
                    help="with --address: send this checkout's fer_search and search_spaces to every node (Ray "
                         "runtime_env), so nodes without the install, or with another version, run it")
@@ -337,8 +339,8 @@ def _study_location(args, storage: str, name: str, families: list[str], objectiv
             location = study.find(f"{storage}/{args.continue_study}")
     elif args.study_storage:
         location = study.StudyLocation(study.database_url(args.study_storage), name)
-    else:  # a new experiment's own study.db: new too (run_search refuses an experiment that exists)
-        return study.default_location(storage, name)
+    else:  # a new experiment's own study file: new too (run_search refuses an experiment that exists)
+        return study.default_location(storage, name, shared=args.storage_shared)
     trials = study.existing_trials(location, families, objective)
     if args.continue_study and not trials:
         raise UserError(f"--continue-study {args.continue_study}: study '{location.study_name}' in "
