@@ -196,9 +196,12 @@ def test_the_search_asks_the_guard_before_each_trial(monkeypatch):
 
     from fer_search.search import ray_tune
 
+    from fer_search.search import study_writes
+
     searcher = ray_tune.TruthfulOptunaSearch.__new__(ray_tune.TruthfulOptunaSearch)
     monkeypatch.setattr(ray_tune, "_next_trial_kind", lambda study: "tpe")
-    searcher._ot_study = None
+    searcher._ot_study = "an open study"  # the guard is asked before anything is asked of the study
+    searcher._writes = study_writes.StudyWrites()
     ray_tune._session.start(50, None, {"seconds": {"tpe": 100.0}, "epochs": {"tpe": 10.0}, "lanes": 0,
                                       "epochs_budget": None})
     try:

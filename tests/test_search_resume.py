@@ -105,9 +105,31 @@ def _kill_at(moment, command: list[str], experiment: Path, log: Path) -> int:
                 seen.log = log.read_text()
         finally:
             if driver.poll() is None:
-                os.killpg(driver.pid, signal.SIGKILL)
+                _kill_session(driver.pid)
             driver.wait()
     return driver.returncode
+
+
+def _kill_session(session: int) -> None:
+    """SIGKILLs every process of the driver's session and waits until none is left. Ray's workers lead process
+    groups of their own (a kill of the driver's group leaves them writing checkpoints for a moment), but they stay
+    in its session."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        alive = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getsid(int(entry.name)) == session and "Z" not in (entry / "stat").read_text().split(")")[-1][:3]:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    alive.append(entry.name)
+            except (ProcessLookupError, PermissionError, FileNotFoundError):
+                continue
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"processes of the killed run still alive after 60 s: {alive}")
 
 
 @pytest.mark.slow
