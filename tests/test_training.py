@@ -161,6 +161,18 @@ def test_early_stopping_patience(small_data):
     assert endings[-1] == "early_stopping" and set(endings[:-1]) == {None}
 
 
+def test_a_loss_that_explodes_without_becoming_nan_is_a_divergence(small_data):
+    """SGD at lr 1e5: a finite training loss of ~1e19 in epoch 1, then ~1e5 at chance for ever. That is no result."""
+    from fer_search.training import TrainingDiverged
+
+    config = TrainConfig.from_flat({**TINY_CNN, "epochs": 3, "batch_size": 32, "optimizer": "sgd", "lr": 1e5,
+                                    "schedule": "none"})
+    with pytest.raises(TrainingDiverged, match=r"training diverged in epoch 1 \(train loss .*e\+\d+, over 100x the "
+                                               r"loss of a uniform prediction\)") as raised:
+        train(config, small_data, device="cpu", progress=False)
+    assert np.isfinite(raised.value.loss) and raised.value.epoch == 1
+
+
 def _lr_curve(config: TrainConfig, steps_per_epoch: int) -> list[float]:
     """The learning rate of every step of `config`'s schedule."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)

@@ -203,7 +203,9 @@ def error_line(path: Path) -> str:
 
 
 def diverged_line(result: dict[str, Any]) -> str:
-    return f"diverged in epoch {result.get('epoch')} (train loss {result.get('train_loss')})"
+    loss = result.get("train_loss")
+    shown = f"{loss:.4g}" if isinstance(loss, float) else loss
+    return f"diverged in epoch {result.get('epoch')} (train loss {shown})"
 
 
 def recorded_results(trial_dir: Path) -> list[dict[str, Any]]:

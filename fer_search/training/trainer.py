@@ -52,13 +52,25 @@ class EpochState:
     finished_by: str | None = None  # set on the trainer's last epoch: "max_epochs" or "early_stopping"
 
 
+# A uniform prediction over the classes scores ln(7) ~ 1.95; an epoch whose mean training loss is this many times
+# that has blown up (SGD at lr 1e5: 1e20 in epoch 1, then ~1e5 at chance for ever), NaN or not.
+EXPLODED_LOSS_FACTOR = 100
+EXPLODED_LOSS = EXPLODED_LOSS_FACTOR * math.log(NUM_CLASSES)
+
+
 class TrainingDiverged(UserError):
-    """The training loss became NaN or infinite: every later step would only spread it."""
+    """The training loss became NaN or infinite, or exploded (EXPLODED_LOSS): every later step would only spread it."""
 
     def __init__(self, epoch: int, loss: float):
-        super().__init__(f"training diverged in epoch {epoch} (train loss {loss}); try a lower lr")
+        why = "" if not math.isfinite(loss) else f", over {EXPLODED_LOSS_FACTOR}x the loss of a uniform prediction"
+        super().__init__(f"training diverged in epoch {epoch} (train loss {loss:.4g}{why}); try a lower lr")
         self.epoch = epoch
         self.loss = loss
+
+
+def diverged(train_loss: float) -> bool:
+    """Whether an epoch's mean training loss says the run diverged: non-finite, or exploded."""
+    return not math.isfinite(train_loss) or train_loss > EXPLODED_LOSS
 
 
 @dataclass
@@ -138,7 +150,7 @@ def train(
         order = _epoch_order(config, labels, epoch_size, generator)
         train_loss, train_acc, seen = learner.epoch(images, labels, order, config.batch_size, steps_per_epoch, bar)
         train_seconds = time.perf_counter() - started
-        if not math.isfinite(train_loss):
+        if diverged(train_loss):
             bar.close()
             raise TrainingDiverged(epoch, train_loss)
 
