@@ -21,6 +21,7 @@ PRIVATE_RAY_ATTRIBUTES = {
     "ASHAScheduler._brackets[0]": ("_rungs", "on_result"),
     "SearchGenerator": ("_finished", "_total_samples"),
     "WandbLoggerCallback": ("_start_logging_actor",),
+    "CSVLoggerCallback": ("_setup_trial", "_trial_files", "_trial_csv", "_trial_continue"),
     "ray._private.ray_constants": ("ENABLE_RAY_CLUSTER",),
 }
 
@@ -31,6 +32,7 @@ def _ray_objects() -> dict[str, object]:
     from ray.air.integrations.wandb import WandbLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import SearchGenerator
+    from ray.tune.logger import CSVLoggerCallback
     from ray.tune.search.optuna import OptunaSearch
 
     searcher = OptunaSearch(space=lambda trial: {"x": trial.suggest_float("x", 0, 1)}, metric="m", mode="max")
@@ -38,6 +40,7 @@ def _ray_objects() -> dict[str, object]:
     brackets = getattr(asha, "_brackets", None) or [SimpleNamespace()]
     return {"OptunaSearch": searcher, "ASHAScheduler": asha, "ASHAScheduler._brackets[0]": brackets[0],
             "SearchGenerator": SearchGenerator(searcher), "WandbLoggerCallback": WandbLoggerCallback,
+            "CSVLoggerCallback": CSVLoggerCallback(),
             "ray._private.ray_constants": ray_constants}
 
 

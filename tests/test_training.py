@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import shutil
 
 import numpy as np
 import pytest
@@ -232,19 +231,17 @@ def test_vit_uses_its_documented_normalisation_end_to_end(small_data, tmp_path, 
 
     pixels = small_data.train.images
     assert abs(pixels.mean() / 255 - 0.5) > 0.02 or abs(pixels.std() / 255 - 0.5) > 0.02  # the test can tell
-    checkpoint_dir = tmp_path / "checkpoint"
-
-    def keep(metrics, directory):
-        shutil.copytree(directory, checkpoint_dir, dirs_exist_ok=True)
+    from fer_search.search.storage import StoragePath
 
     config = {"arch": "vit", "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2, "epochs": 1,
               "batch_size": 64, "family": "vit", "point": "tpe", "trial_number": 0}
-    run_trial(config, small_data, report=keep, log_dir=str(tmp_path / "board"), device="cpu")
-    model_file = checkpoint_dir / "best" / "model.pt"
+    run_trial(config, small_data, report=lambda metrics, directory: None, log_dir=str(tmp_path / "board"),
+              trial_dir=StoragePath.of(tmp_path / "trial"), device="cpu")
+    model_file = tmp_path / "trial" / "best_epoch_0001" / "model.pt"
     assert load(model_file)["normalization"] == {"mean": 0.5, "std": 0.5}
     predictor = load_predictor(model_file)
     assert (predictor.members[0].mean.item(), predictor.members[0].std.item()) == (127.5, 127.5)
-    stored = np.load(checkpoint_dir / "best" / "probs.npz")
+    stored = np.load(tmp_path / "trial" / "best_epoch_0001" / "probs.npz")
     np.testing.assert_allclose(predictor.predict_proba(small_data.val.images), stored["val_probs"], atol=1e-4)
 
     assert main(["evaluate", str(model_file), "--data", "synthetic", "--split", "val", "--json"]) == 0

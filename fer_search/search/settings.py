@@ -49,6 +49,8 @@ class SearchSettings:
     point_budgets: bool = True
     experiment_type: str = "search"  # W&B tag: "search" or "reproduce"
     trial_retries: int = 2  # restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node)
+    # A trial checkpoints on a new best and its last epoch, and every N epochs (None: at most once a minute).
+    checkpoint_every: int | None = None
     study: StudyLocation | None = None  # None: study.db in the experiment folder, named after the experiment
 
     @property

@@ -7,6 +7,7 @@ plus vote weights, temperature and the test-time augmentation setting. Both load
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +77,13 @@ def save(entry: dict[str, Any], path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+    """A model or ensemble file: a local path, or a file on a search's storage (an object with is_file() and
+    read_bytes(), such as fer_search.search.storage.StoragePath, which may be in a bucket)."""
+    path = path if hasattr(path, "read_bytes") else Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
     try:
-        entry = torch.load(path, map_location="cpu", weights_only=True)
+        entry = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     except Exception:  # torch raises many types for truncated or foreign files
         # Not torch's message: it advises loading with weights_only=False, i.e. running the file's code.
         raise UserError(f"{path}: not a fer_search model or ensemble file (it does not load as one)") from None

@@ -25,7 +25,7 @@ from fer_search.training import checkpoint
 from fer_search.training.config import TrainConfig
 from fer_search.training.imbalance import oversampled_epoch
 from fer_search.training.learner import Criterion, Learner
-from fer_search.training.metrics import classification_metrics, negative_log_likelihood
+from fer_search.training.metrics import classification_keys, classification_metrics, negative_log_likelihood
 from fer_search.training.predictor import NormalizedModel
 
 
@@ -169,9 +169,10 @@ def train(
         test_probs = None
         if is_best and test_split is not None:
             test_probs = _predict(evaluator, test_split.images, dev)
-            if test_split.labeled:
-                metrics["test_loss"] = negative_log_likelihood(test_probs, test_split.labels)
-                metrics.update(classification_metrics(test_probs, test_split.labels, prefix="test_"))
+        if test_split is not None and test_split.labeled:
+            # Scored at best epochs only; the others carry the same keys as NaN, so that every epoch has the same
+            # columns (a log that takes its columns from one row, as Ray's CSV logger does, stays aligned).
+            metrics.update(_test_metrics(test_probs, test_split.labels))
         metrics["epoch_seconds"] = time.perf_counter() - started
         metrics["images_per_s"] = seen / train_seconds
         if is_best:
@@ -343,6 +344,13 @@ def _restore(state: dict[str, Any], learner: Learner) -> Progress:
     snapshot = BestSnapshot(best["epoch"], best["metrics"], best["entry"], best["val_probs"].numpy(),
                             None if test is None else test.numpy())
     return Progress(state["epoch"], list(state["history"]), snapshot, state["bad_epochs"])
+
+
+def _test_metrics(probs: np.ndarray | None, labels: np.ndarray) -> dict[str, float]:
+    """test_loss and the classification metrics on test; NaN for each where the epoch was not scored on test."""
+    if probs is None:
+        return dict.fromkeys(["test_loss", *classification_keys("test_")], math.nan)
+    return {"test_loss": negative_log_likelihood(probs, labels), **classification_metrics(probs, labels, prefix="test_")}
 
 
 def _epoch_line(metrics: dict[str, float], is_best: bool) -> str:
