@@ -462,18 +462,36 @@ class RungHistoryASHA(PointBudgetASHA):
 
 class BudgetASHA(RungHistoryASHA):
     """ASHA that starts nothing once the time budget is spent: trials waiting for resources (PENDING, never
-    started) are ended there, without training an epoch, and told to Optuna as FAIL (never run: no observation
-    for TPE). The console and the outcome count them as "not started"."""
+    started) are ended without training an epoch, and told to Optuna as FAIL (never run: no observation for
+    TPE). The console and the outcome count them as "not started".
+
+    They are ended before a running trial's end frees its resources (Tune starts a waiting trial's worker as soon
+    as they are free, without asking the scheduler), and whenever Tune asks the scheduler for a trial to run."""
 
     def choose_trial_to_run(self, tune_controller):
-        if not budget_spent():
-            return super().choose_trial_to_run(tune_controller)
-        for trial in tune_controller.get_trials():
-            if trial.status == Trial.PENDING and not trial.has_reported_at_least_once and not trial.num_failures:
-                _session.not_started.append(trial_name(trial))
-                tune_controller.search_alg.on_trial_complete(trial.trial_id, error=True)  # before stop_trial's
-                tune_controller.stop_trial(trial)
-        return None
+        if budget_spent():
+            _end_waiting_trials(tune_controller)
+            return None
+        return super().choose_trial_to_run(tune_controller)
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        super().on_trial_complete(tune_controller, trial, result)
+        if budget_spent():
+            _end_waiting_trials(tune_controller)
+
+    def on_trial_error(self, tune_controller, trial) -> None:
+        super().on_trial_error(tune_controller, trial)
+        if budget_spent():
+            _end_waiting_trials(tune_controller)
+
+
+def _end_waiting_trials(tune_controller) -> None:
+    """End every trial that waits to start for the first time (a retried or resumed one ran before: it goes on)."""
+    for trial in list(tune_controller.get_trials()):
+        if trial.status == Trial.PENDING and trial.run_metadata.start_time is None:
+            _session.not_started.append(trial_name(trial))
+            tune_controller.search_alg.on_trial_complete(trial.trial_id, error=True)  # FAIL, before stop_trial's
+            tune_controller.stop_trial(trial)
 
 
 class HeaderKeepingCSVLogger(CSVLoggerCallback):
@@ -587,6 +605,8 @@ def _route_logs(experiment: Path | None) -> logging.FileHandler | None:
     warnings.filterwarnings("ignore", module="ray")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="All-NaN slice encountered")  # ASHA's cut-off over diverged trials
+    # A retried trial reports again the epochs after its last checkpoint; Optuna keeps the first value of each.
+    warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
     return log_file
 
 
