@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -244,9 +245,10 @@ def test_vit_uses_its_documented_normalisation_end_to_end(small_data, tmp_path, 
     stored = np.load(tmp_path / "trial" / "best_epoch_0001" / "probs.npz")
     np.testing.assert_allclose(predictor.predict_proba(small_data.val.images), stored["val_probs"], atol=1e-4)
 
-    assert main(["evaluate", str(model_file), "--data", "synthetic", "--split", "val", "--json"]) == 0
+    # On test: the model was trained on small_data, whose validation split `--data synthetic` does not carve.
+    assert main(["evaluate", str(model_file), "--data", "synthetic", "--split", "test", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    val = make_synthetic().val
+    val = make_synthetic().test
     assert report["accuracy"] == pytest.approx((predictor.predict_proba(val.images).argmax(1) == val.labels).mean())
 
     Image.fromarray(val.images[0]).save(tmp_path / "face.png")
@@ -298,6 +300,36 @@ def test_cli_train_evaluate_predict_round_trip(tmp_path, capsys):
     assert len(readable) == 2 and readable["emotion"].isin(CLASS_NAMES).all()
     np.testing.assert_allclose(readable[list(CLASS_NAMES)].sum(axis=1), 1.0, atol=1e-5)
     assert table["emotion"].str.startswith("unreadable").sum() == 1
+
+
+def test_evaluate_val_scores_on_the_validation_split_the_model_was_chosen_on(tmp_path, capsys):
+    """Trained with --seed 3, the model's validation split is seed 3's carve; seed 0's holds its training images."""
+    out = tmp_path / "run"
+    assert main(["train", "simple_cnn", "--data", "synthetic", "--epochs", "1", "--seed", "3", "--out", str(out),
+                 "--set", "widths=(8,16)", "--set", "kernel_size=3", "--set", "max_train_images=256"]) == 0
+    capsys.readouterr()
+    model = out / "model.pt"
+    assert load(model)["val_split"] == {"seed": 3, "fraction": 0.1, "drop_test_copies": True,
+                                        "ids_hash": load_data_hash("synthetic", seed=3)}
+    assert main(["evaluate", str(model), "--data", "synthetic", "--split", "val", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(load(model)["metrics"]["val_acc"])
+
+    entry = load(model)
+    for change, message in (({"val_split": {}}, "does not record the validation split it was chosen on"),
+                            ({"val_split": {**entry["val_split"], "ids_hash": "0" * 64}},
+                             "is not the one .* was chosen on"),
+                            ({"refit": {"from_trial": "x"}}, "was refit on train \\+ validation")):
+        changed = tmp_path / "changed.pt"
+        torch.save({**entry, **change}, changed)
+        assert main(["evaluate", str(changed), "--data", "synthetic", "--split", "val"]) == 2
+        assert re.search(message, capsys.readouterr().err), message
+    assert main(["evaluate", str(changed), "--data", "synthetic", "--split", "test", "--json"]) == 0  # test is fine
+
+
+def load_data_hash(source: str, seed: int) -> str:
+    from fer_search.data import load_data
+
+    return load_data(source, seed=seed, progress=False).val_ids_hash()
 
 
 @pytest.mark.parametrize("argv, message", [

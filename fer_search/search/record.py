@@ -75,4 +75,4 @@ def fingerprint(data: FERData) -> str:
 
 
 def val_ids_hash(data: FERData) -> str:
-    return hashlib.sha256("\n".join(map(str, data.val.ids)).encode()).hexdigest()
+    return data.val_ids_hash()

@@ -31,6 +31,7 @@ def model_entry(
     metrics: dict[str, float] | None = None,
     tta: str = "none",
     crop: int = 0,
+    val_split: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "format": MODEL_FORMAT,
@@ -44,6 +45,9 @@ def model_entry(
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
         "epoch": epoch,
         "metrics": dict(metrics or {}),
+        # The validation split the epoch was chosen on (load_data's seed, fraction, drop_test_copies, and the ids'
+        # hash): `evaluate --split val` carves the same one, or refuses.
+        "val_split": dict(val_split or {}),
     }
 
 
@@ -65,6 +69,16 @@ def ensemble_entry(
         "class_names": list(names.pop()),
         "metadata": dict(metadata or {}),
     }
+
+
+def recorded_val_split(entry: dict[str, Any]) -> dict[str, Any]:
+    """The validation split a model or ensemble file was chosen on; empty where it records none (a file made
+    before files recorded it, or members that disagree). A refit model trained on that split: {"refit": True}."""
+    members = entry["members"] if entry.get("format") == ENSEMBLE_FORMAT else [entry]
+    if any("refit" in member for member in members):
+        return {"refit": True}
+    splits = [member.get("val_split") or {} for member in members]
+    return splits[0] if all(split == splits[0] for split in splits) else {}
 
 
 def save(entry: dict[str, Any], path: str | Path) -> Path:

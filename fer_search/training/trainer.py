@@ -136,6 +136,7 @@ def train(
                       config.schedule in ("cosine", "onecycle"), Criterion.for_config(config, train_split.labels, dev),
                       config.augmentation(), mean * 255.0, std * 255.0, generator, _bf16(config.precision, dev))
 
+    val_record = {**data.val_split, "ids_hash": data.val_ids_hash()}  # what the best epoch is chosen on
     progress_state = Progress()
     if resume is not None:
         progress_state = _restore(resume, learner)
@@ -178,7 +179,7 @@ def train(
         if is_best:
             entry = checkpoint.model_entry(config.arch, config.model, scored.state_dict(), (mean, std),
                                            config=config.to_flat(), epoch=epoch, metrics=metrics, tta=config.tta,
-                                           crop=config.crop)
+                                           crop=config.crop, val_split=val_record)
             progress_state.best = BestSnapshot(epoch, dict(metrics), entry, val_probs, test_probs)
         progress_state.record(epoch, metrics, is_best)
         stop = config.early_stopping and progress_state.bad_epochs >= config.patience
