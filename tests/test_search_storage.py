@@ -107,3 +107,8 @@ def test_a_search_on_a_uri_storage_keeps_its_record_and_resumes_with_more_trials
     assert "--seed 5 would carve another validation split" in capsys.readouterr().err
     assert main(["leaderboard", "--storage", storage]) == 0
     assert "3 trials" in capsys.readouterr().out
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line(capsys):
+    assert main(["leaderboard", "--storage", "nosuch://bucket/runs"]) == 2
+    assert capsys.readouterr().err.startswith("error: storage nosuch://bucket/runs: ")

@@ -143,12 +143,15 @@ def _cmd_run(args) -> int:
     from fer_search.search.record import load_record
     from fer_search.search.settings import (SearchSettings, local_cpu_count, local_gpu_count, plan_resources,
                                             resolve_storage)
-    from fer_search.search.storage import StoragePath, experiment_path
+    from fer_search.search import study
+    from fer_search.search.storage import StoragePath, experiment_path, is_uri
     from fer_search.training.config import TrainConfig, parse_set_options
 
     if args.resume and (args.study_storage or args.continue_study):
         raise UserError("--resume continues the experiment's own study; drop --study-storage and --continue-study")
     storage = resolve_storage(args.storage)  # a relative path or ~, resolved once here (every node gets this one)
+    if is_uri(storage) and not (args.resume or args.study_storage):
+        study.default_location(storage, "")  # refuses before the bucket is reached: it can hold no study.db
     name = args.name
     if name is None and args.resume:
         found = layout.list_experiments(storage) if StoragePath.of(storage).is_dir() else []

@@ -15,6 +15,8 @@ from typing import Iterator
 
 import pyarrow.fs as pafs
 
+from fer_search.errors import UserError
+
 
 def is_uri(location: str | os.PathLike) -> bool:
     return "://" in str(location)
@@ -22,7 +24,10 @@ def is_uri(location: str | os.PathLike) -> bool:
 
 def _filesystem_from_uri(uri: str) -> tuple[pafs.FileSystem, str]:
     """pyarrow's resolution of a URI (its query, e.g. ?endpoint_override=..., configures the filesystem)."""
-    return pafs.FileSystem.from_uri(uri)
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except (OSError, ValueError) as exc:  # an unknown scheme, a bucket that cannot be reached, no credentials
+        raise UserError(f"storage {uri.split('?')[0]}: {str(exc).strip().splitlines()[0]}") from None
 
 
 class StoragePath:
