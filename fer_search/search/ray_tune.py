@@ -223,9 +223,9 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
                              location=settings.study_location(), experiment=settings.name),
         max_concurrent=concurrency))
     scheduler = BudgetASHA(sampler.budgeted_points, time_attr="training_iteration", metric=settings.objective,
-                                mode="max", max_t=settings.max_epochs,
-                                grace_period=min(settings.grace_period, settings.max_epochs),
-                                reduction_factor=settings.reduction_factor)
+                           mode="max", max_t=settings.max_epochs,
+                           grace_period=min(settings.grace_period, settings.max_epochs),
+                           reduction_factor=settings.reduction_factor)
     callbacks = [ConsoleReporter(settings.objective, settings.num_samples), HeaderKeepingCSVLogger(),
                  JsonLoggerCallback()]
     if settings.wandb_project:
