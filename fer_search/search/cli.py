@@ -1,6 +1,7 @@
 """`run`, `reproduce` and `spaces`: the search's command line. Ray is imported only once a search starts."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import sys
@@ -50,20 +51,32 @@ def add_run_parser(subparsers) -> None:
                    help="validation metric that selects (test is only reported) [%(default)s]")
     p.add_argument("--study-storage", metavar="URL",
                    help="database of the Optuna study (any Optuna supports: sqlite:////abs/studies.db, "
-                        "postgresql://..., mysql://...); a study named like the experiment there is continued "
-                        "[study.db in the experiment folder]")
+                        "postgresql://..., mysql://..., or a journal file journal:////abs/studies.journal); a study "
+                        "named like the experiment there is continued [study.db in the experiment folder; "
+                        "study.journal with --storage-shared]")
     p.add_argument("--continue-study", metavar="EXPERIMENT",
                    help="a new experiment whose trials join EXPERIMENT's study: TPE goes on from its history and the "
                         "documented points are not run again (with --study-storage: the study EXPERIMENT there)")
     p.add_argument("--address", help="connect to a running Ray cluster: auto or HOST:PORT (see docs/cluster.md)")
     p.add_argument("--storage-shared", action="store_true",
-                   help="with --address: --storage is a folder every node sees at the same path (e.g. an NFS mount); "
-                        "without it a local folder is refused on a cluster of more than one node")
+                   help="--storage is a folder on a shared file system that every node sees at the same path (e.g. "
+                        "an NFS mount): the study becomes a journal file there (SQLite's locks are not safe on one); "
+                        "with --address, a local folder is refused on a cluster of more than one node without it")
     p.add_argument("--ship-code", action="store_true",
                    help="with --address: send this checkout's fer_search and search_spaces to every node (Ray "
                         "runtime_env), so nodes without the install, or with another version, run it")
     p.add_argument("--time-budget", type=float, metavar="MINUTES",
-                   help="after this long, stop running trials at the end of their epoch and start no new one")
+                   help="a planned budget, from the command's start: measure this machine's speed, then size the trials "
+                        "at once, their threads, the TPE trials' epochs and ASHA's rungs so that every trial finishes "
+                        "its schedule in time (the plan is printed first); a trial runs past it only if the plan was "
+                        "wrong, and is then stopped at the end of its epoch")
+    p.add_argument("--epochs-budget", type=float, metavar="EPOCHS",
+                   help="a planned budget in epochs of the full training set, all trials together (as --time-budget, "
+                        "but the same on every machine)")
+    p.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+                   help="how new configurations are drawn: Optuna's TPE, or at random (a baseline) [%(default)s]")
+    p.add_argument("--skip-points", action="store_true",
+                   help="run no documented point: the search starts from its ranges alone (a baseline)")
     p.add_argument("--checkpoint-every", metavar="N", type=int,
                    help="a trial checkpoints every N epochs, besides on each new best and its last epoch (a resume "
                         "retrains at most N epochs) [every epoch that ends a minute or more after its last checkpoint]")
@@ -79,20 +92,6 @@ def add_run_parser(subparsers) -> None:
     p.set_defaults(handler=_cmd_run, run_parser=p)  # the parser: --resume tells given options from defaults
 
 
-def add_reproduce_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "reproduce", help="run the documented series as documented and compare it with the notes",
-        description="Run only the documented points of the families, each exactly as documented (its epochs, "
-                    "early stopping, schedule, batch size, optimiser), several at once where resources allow, "
-                    "then print and write (reproduce.md, reproduce.csv beside the trials) what the notes "
-                    "reported next to what this run measured.")
-    p.add_argument("families", metavar="FAMILY[,FAMILY...]|all",
-                   help="simple_cnn, deeper_cnn, attention_cnn, resnet, vit, mobilevit, or all")
-    _add_shared_options(p, storage_help="results folder (local: the table is written beside the trials) [%(default)s]",
-                        name_help="experiment name [reproduce-FAMILIES-DATE-TIME]")
-    p.set_defaults(handler=_cmd_reproduce)
-
-
 def _add_shared_options(p, *, storage_help: str, name_help: str) -> None:
     from fer_search.cli import add_keep_test_copies
 
@@ -105,8 +104,9 @@ def _add_shared_options(p, *, storage_help: str, name_help: str) -> None:
     p.add_argument("--gpus-per-trial", type=float, metavar="F",
                    help="GPU share of one trial, e.g. 0.25 runs 4 on a GPU "
                         "[per family: 0.25 CNNs, 0.5 resnet/mobilevit, 1 vit]")
-    p.add_argument("--cpus-per-trial", metavar="N", type=float, default=1,
-                   help="CPUs of one trial; below 1 shares a core, e.g. 0.5 runs 2 one-thread trials on it [%(default)g]")
+    p.add_argument("--cpus-per-trial", metavar="N", type=float,
+                   help="CPUs of one trial; below 1 shares a core, e.g. 0.5 runs 2 one-thread trials on it [1; with a "
+                        "budget: the measured best]")
     p.add_argument("--seed", metavar="N", type=int, default=0,
                    help="seed of the validation split, TPE and training [%(default)s]")
     p.add_argument("--max-train-images", metavar="N", type=int,
@@ -139,6 +139,7 @@ def _cmd_spaces(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    started = time.time()  # a budget counts from here: loading the data and measuring are part of it
     from fer_search.search import layout
     from fer_search.search.record import load_record
     from fer_search.search.settings import (SearchSettings, local_cpu_count, local_gpu_count, plan_resources,
@@ -183,12 +184,12 @@ def _cmd_run(args) -> int:
         name = "-".join(s.family for s in spaces) + time.strftime("-%Y%m%d-%H%M%S")
     settings = SearchSettings(
         storage=storage, name=name, metric=args.metric, seed=args.seed, cpus=args.cpus, gpus=args.gpus,
-        gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, address=args.address,
+        gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial or 1, address=args.address,
         storage_shared=args.storage_shared, ship_code=args.ship_code,
         reduction_factor=args.reduction_factor, trial_retries=args.retries,
-        time_budget_s=args.time_budget * 60 if args.time_budget else None,
         wandb_project=args.wandb_project if args.wandb else None, point_budgets=not args.smoke,
-        fixed=parse_set_options(args.set), checkpoint_every=args.checkpoint_every, **budget,
+        fixed=parse_set_options(args.set), checkpoint_every=args.checkpoint_every, optuna_sampler=args.sampler,
+        **budget,
     )
     settings.study = _study_location(args, storage, name, [s.family for s in spaces], settings.objective)
     for space in spaces:  # a bad --set fails here, not inside every trial
@@ -206,12 +207,21 @@ def _cmd_run(args) -> int:
     data = load_data(args.data, seed=args.seed, val_fraction=VAL_FRACTION, drop_test_copies=not args.keep_test_copies)
     print(describe_load(data))
     experiment = experiment_path(settings.storage, name)
+    from fer_search.search.budget import plan_from_options
+
+    plan = plan_from_options(args, spaces, data, settings, started) if record is None and not args.resume else None
+    if plan is not None:
+        spaces = plan[1]
+    if args.skip_points:  # a baseline: the search starts from the ranges alone
+        spaces = [dataclasses.replace(space, points={}) for space in spaces]
     if record is not None:
         record.check_same_data(data)
         record.num_samples = settings.num_samples
         record.save(experiment)
     elif not args.resume:
-        _new_record(args, spaces, data, settings).save(experiment)
+        record = _new_record(args, spaces, data, settings)
+        record.plan = plan[0] if plan is not None else None
+        record.save(experiment)
     if args.resume:  # the spaces, metric and epochs are the experiment's own, restored by Ray
         print(f"resuming {experiment}" + (f": {settings.num_samples} trials in all" if record else ""), flush=True)
     else:
@@ -222,8 +232,15 @@ def _cmd_run(args) -> int:
 
     from fer_search.search.ray_tune import budget_ran_out, run_search, trials_not_started
 
-    run_search(spaces, data, settings, resume=args.resume, num_samples=record.num_samples if record else None)
-    if budget_ran_out():
+    if not args.resume:
+        from fer_search.search.reproduce_cli import say_random_init
+
+        say_random_init(spaces)
+    if args.time_budget:
+        settings.time_budget_s = max(1.0, args.time_budget * 60 - (time.time() - started))
+    run_search(spaces, data, settings, resume=args.resume,
+               num_samples=record.num_samples if record and args.resume else None)
+    if budget_ran_out() and args.time_budget:
         print(f"\nthe time budget ({args.time_budget:g} min) ran out: running trials were stopped at the end of "
               "their epoch (their best epochs are kept), and no new trial was started")
     return _print_outcome(storage, name, settings.metric, args, budget_ran_out(), trials_not_started())
@@ -287,7 +304,11 @@ def _check_run_options(args, budget: dict[str, int]) -> None:
     for key, value in values.items():
         if value is not None and value < least[key]:
             raise UserError(f"--{key.replace('_', '-')} must be at least {least[key]}, got {value}")
-    for key in ("cpus_per_trial", "gpus_per_trial", "time_budget"):
+    if args.time_budget and args.epochs_budget:
+        raise UserError("--time-budget or --epochs-budget: one budget, not both")
+    if args.epochs_budget and args.resume:
+        raise UserError("--resume goes on with the experiment's own plan; an --epochs-budget plans a new search")
+    for key in ("cpus_per_trial", "gpus_per_trial", "time_budget", "epochs_budget"):
         value = getattr(args, key)
         if value is not None and not value > 0:
             raise UserError(f"--{key.replace('_', '-')} must be more than 0, got {value:g}")
@@ -323,8 +344,8 @@ def _study_location(args, storage: str, name: str, families: list[str], objectiv
             location = study.find(f"{storage}/{args.continue_study}")
     elif args.study_storage:
         location = study.StudyLocation(study.database_url(args.study_storage), name)
-    else:  # a new experiment's own study.db: new too (run_search refuses an experiment that exists)
-        return study.default_location(storage, name)
+    else:  # a new experiment's own study file: new too (run_search refuses an experiment that exists)
+        return study.default_location(storage, name, shared=args.storage_shared)
     trials = study.existing_trials(location, families, objective)
     if args.continue_study and not trials:
         raise UserError(f"--continue-study {args.continue_study}: study '{location.study_name}' in "
@@ -345,62 +366,6 @@ def _spaces(args):
     if len(set(families)) < len(families):
         raise UserError(f"family given twice: {', '.join(families)}; one space per family")
     return spaces
-
-
-def _cmd_reproduce(args) -> int:
-    from fer_search.search import layout, reproduce
-    from fer_search.search.settings import SearchSettings, local_cpu_count, local_gpu_count, plan_resources, resolve_storage
-    from search_spaces import FAMILIES, load_documented
-
-    names = _family_names(args.families)
-    if not names:
-        raise UserError(f"name the families to reproduce ({', '.join(FAMILIES)}, or all)")
-    spaces = [load_documented(name) for name in names]
-    if args.max_train_images is not None and args.max_train_images < 0:
-        raise UserError(f"--max-train-images must be at least 0, got {args.max_train_images}")
-    storage = resolve_storage(args.storage)
-    if "://" in storage:
-        raise UserError(f"reproduce writes its table beside the trials: --storage must be a local folder, got {storage}")
-    name = args.name or "reproduce-" + "-".join(names) + time.strftime("-%Y%m%d-%H%M%S")
-    epochs = [space.points[point]["epochs"] for space in spaces for point in space.points]
-    # Every point runs its own epochs and ASHA lets it finish; max_epochs only sizes ASHA's rungs.
-    settings = SearchSettings(
-        storage=storage, name=name, num_samples=len(epochs), max_epochs=max(epochs), grace_period=1,
-        seed=args.seed, cpus=args.cpus, gpus=args.gpus, gpus_per_trial=args.gpus_per_trial,
-        cpus_per_trial=args.cpus_per_trial, max_train_images=args.max_train_images or 0,
-        wandb_project=args.wandb_project if args.wandb else None, experiment_type="reproduce",
-    )
-    if args.wandb:
-        _check_wandb()
-    plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
-
-    from fer_search.data import describe_load, load_data
-
-    data = load_data(args.data, seed=args.seed, drop_test_copies=not args.keep_test_copies)
-    sizes = ", ".join(f"{split} {len(images):,}" for split, images in data.splits().items())
-    print(describe_load(data))
-    print(f"reproduce {storage}/{name}: {len(epochs)} documented points of {', '.join(names)}, "
-          f"each with its own budget", flush=True)
-
-    from fer_search.search.ray_tune import run_search
-
-    run_search(spaces, data, settings)
-    header = [f"# The documented series, run as documented: {', '.join(names)}", "",
-              f"Data: {data.name} ({sizes}; version {data.fingerprint()}), seed {args.seed}; "
-              f"experiment {storage}/{name}, {time.strftime('%Y-%m-%d')}. Notes: documented-versions.md."]
-    if settings.max_train_images:
-        header += ["", f"**Not as documented: capped at {settings.max_train_images:,} training images per epoch.**"]
-    trials = layout.list_trials(storage, name)
-    rows = reproduce.build_table(spaces, trials)
-    md_path, csv_path, markdown = reproduce.write_table(rows, f"{storage}/{name}", header=header,
-                                                        notes=reproduce.point_notes(spaces))
-    print("\n" + markdown + f"\ntable: {md_path}\n       {csv_path}")
-    unmeasured = [t.name for t in trials if t.status != layout.COMPLETED]
-    if unmeasured:
-        print(f"error: {', '.join(unmeasured)} did not run to their end; see error.txt in the trial folders",
-              file=sys.stderr)
-        return 1
-    return 0
 
 
 def _check_wandb() -> None:
@@ -441,6 +406,9 @@ def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: b
             print(f"{trial.name:<34} {trial.status:<14} {trial.epochs:>6} {summary['best_epoch']:>5} "
                   f"{m[metric]:>13.4f} {m['val_macro_f1']:>13.4f} {test:>10}")
         print("* test is reported, never used to select")
+    from fer_search.search.budget import report_search
+
+    report_search(storage, name, trials)
     for trial in trials:
         if trial.failure():
             print(f"failed:      {trial.name}: {trial.failure()}")
@@ -465,3 +433,4 @@ def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: b
         print("error: no trial finished an epoch; see error.txt in the trial folders", file=sys.stderr)
         return 1
     return 0
+

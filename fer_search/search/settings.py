@@ -18,7 +18,7 @@ from fer_search.search.study import StudyLocation, default_location
 from search_spaces import SearchSpace
 
 
-# ViT at 224x224 (mode=documented) is by far the largest model: more than two trials on one GPU is
+# ViT at 224x224 (mode=resized) is by far the largest model: more than two trials on one GPU is
 # asking for out-of-memory errors, so a smaller share is warned about.
 VIT_LEAST_GPU_SHARE = 0.5
 
@@ -51,7 +51,11 @@ class SearchSettings:
     trial_retries: int = 2  # restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node)
     # A trial checkpoints on a new best and its last epoch, and every N epochs (None: at most once a minute).
     checkpoint_every: int | None = None
-    study: StudyLocation | None = None  # None: study.db in the experiment folder, named after the experiment
+    study: StudyLocation | None = None  # None: the experiment folder's own study (study.db; shared: study.journal)
+    # A planned budget (budget.py): per trial kind ("family/point", "tpe") the seconds and epochs of its whole
+    # schedule, and an --epochs-budget in trial epochs; a trial starts only where its schedule fits.
+    budget_guard: dict | None = None
+    optuna_sampler: str = "tpe"  # `run --sampler`: "tpe", or "random" (the baseline of benchmarks/search_value.py)
 
     @property
     def objective(self) -> str:
@@ -59,7 +63,7 @@ class SearchSettings:
         return f"best_{self.metric}"
 
     def study_location(self) -> StudyLocation:
-        return self.study or default_location(self.storage, self.name)
+        return self.study or default_location(self.storage, self.name, shared=self.storage_shared)
 
     def overrides(self) -> dict:
         """Trainer options every trial gets, whatever its space says (epochs: but see point_budgets)."""
@@ -94,7 +98,7 @@ def plan_resources(settings: SearchSettings, spaces: list[SearchSpace], *, cpus_
                             "--gpus-per-trial 1 or less")
         if family == "vit" and 0 < need < VIT_LEAST_GPU_SHARE:
             warnings.warn(f"--gpus-per-trial {need:g} puts {math.floor(1 / need)} ViT trials on one GPU; at 224x224 "
-                          "(mode=documented) they may run out of its memory (each trial's share caps its memory)",
+                          "(mode=resized) they may run out of its memory (each trial's share caps its memory)",
                           stacklevel=2)
         if need > gpus:
             raise UserError(f"a {family} trial asks for {need:g} GPU(s) but the search has {gpus}; "
