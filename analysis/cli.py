@@ -71,7 +71,7 @@ def add_analysis_parsers(subparsers) -> None:
 
 
 def _add_trial_options(p, default_names: str = "every experiment under storage") -> None:
-    p.add_argument("--storage", default="./runs", help="the search's storage folder [%(default)s]")
+    p.add_argument("--storage", default="./runs", help="the search's storage folder or URI (s3://...) [%(default)s]")
     p.add_argument("--name", nargs="+", metavar="NAME", help=f"experiment name(s) [{default_names}]")
     p.add_argument("--metric", choices=METRICS, help="validation metric to rank by [the one the search used]")
 
@@ -95,8 +95,9 @@ def cmd_leaderboard(args) -> int:
 def _leaderboard(args) -> int:
     from analysis.leaderboard import find_trials, format_tables, leaderboard, search_metric
     from analysis.studies import study_table
+    from fer_search.search.storage import StoragePath
 
-    storage = Path(args.storage).absolute()
+    storage = StoragePath.of(args.storage)  # a local folder, or a bucket's URI
     trials = find_trials(storage, args.name)
     metric = search_metric(trials, args.metric)
     table = leaderboard(trials, metric)
@@ -125,13 +126,16 @@ def _ensemble(args) -> int:
     from analysis.leaderboard import find_trials, leaderboard, search_metric
     from analysis.report import ENSEMBLE, score, write_report
     from fer_search.search import layout
+    from fer_search.search.storage import StoragePath
 
     if args.top < 1:
         raise UserError(f"--top must be at least 1, got {args.top}")
     if (args.tta or args.refit) and not args.data:
         raise UserError(f"{'--tta' if args.tta else '--refit'} needs the search's data: pass --data too")
-    storage = Path(args.storage).absolute()
-    out = Path(args.out).absolute() if args.out else storage / "ensemble"
+    storage = StoragePath.of(args.storage)  # a local folder, or a bucket's URI
+    if args.out is None and storage.local_path is None:
+        raise UserError(f"--storage {storage} is not a local folder: pass --out DIR for the ensemble and its report")
+    out = Path(args.out).absolute() if args.out else storage.local_path / "ensemble"
     names = args.name
     if not names:  # one search's trials, not every search's pooled: the newest, and say so
         names = layout.list_experiments(storage)[-1:]

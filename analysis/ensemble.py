@@ -20,6 +20,7 @@ from fer_search.data.types import CLASS_NAMES, UNLABELED
 from fer_search.errors import UserError
 from fer_search.progress import progress_bar
 from fer_search.search import layout
+from fer_search.search.storage import StoragePath
 from fer_search.training import checkpoint
 
 PROB_KEYS = ("val_probs", "val_labels", "val_ids", "test_probs", "test_labels", "test_ids")
@@ -88,9 +89,9 @@ def load_candidates(trials: list[layout.Trial], *, progress: bool = True) -> lis
     return members
 
 
-def _read_probs(path: Path) -> tuple[dict[str, np.ndarray] | None, str | None]:
+def _read_probs(path: StoragePath) -> tuple[dict[str, np.ndarray] | None, str | None]:
     try:
-        with np.load(path) as stored:
+        with np.load(path.open_bytes()) as stored:  # through the storage's filesystem: a folder or a bucket
             probs = {key: stored[key] for key in PROB_KEYS if key in stored}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         return None, f"unreadable {path.name} ({type(exc).__name__}: {exc})"

@@ -11,6 +11,8 @@ import pandas as pd
 from analysis import AnalysisWarning, plots
 from fer_search.errors import UserError
 from fer_search.search import study
+from fer_search.search.record import load_record
+from fer_search.search.storage import StoragePath
 
 # Optuna's default evaluator (PED-ANOVA) compares the best tenth of the completed trials with all of them:
 # below ten completed trials that best tenth is not yet a group, and the ranking would be noise.
@@ -23,10 +25,20 @@ def _studies(experiment_dirs: list[Path]) -> dict[study.StudyLocation, list[str]
     has several). Experiments that kept no study database (older ones) are left out."""
     found: dict[study.StudyLocation, list[str]] = {}
     for folder in experiment_dirs:
-        location = study.recorded(folder)
+        location = _recorded(folder)
         if location is not None:
             found.setdefault(location, []).append(folder.name)
     return found
+
+
+def _recorded(folder: Path | StoragePath) -> study.StudyLocation | None:
+    """study.recorded(folder); an experiment in a bucket has no study.db beside it: its record names the database."""
+    if not isinstance(folder, StoragePath) or folder.local_path is not None:
+        return study.recorded(folder)
+    record = load_record(folder)
+    if record is None or not (record.study_name and record.study_storage):
+        return None
+    return study.StudyLocation(record.study_storage, record.study_name)
 
 
 def study_table(experiment_dirs: list[Path]) -> pd.DataFrame:

@@ -133,13 +133,13 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from fer_search.data import load_data
-    from fer_search.training import load_predictor
+    from fer_search.training import checkpoint, load_predictor
     from fer_search.training.metrics import format_report, full_report
     from fer_search.training.trainer import resolve_device
 
-    predictor = load_predictor(args.model_file, device=str(resolve_device(args.device)), tta=args.tta)
-    data = load_data(args.data, progress=not args.json)
+    entry = checkpoint.load(args.model_file)
+    predictor = load_predictor(entry, device=str(resolve_device(args.device)), tta=args.tta)
+    data = _evaluation_data(args, checkpoint.recorded_val_split(entry))
     split = data.split(args.split)
     if not split.labeled:
         raise UserError(f"the {args.split} split of {data.name} has no labels; use `predict` for unlabeled images")
@@ -147,6 +147,28 @@ def _cmd_evaluate(args) -> int:
     report.update(model_file=args.model_file, data=data.name, split=args.split)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
+
+
+def _evaluation_data(args, val_split: dict):
+    """The data as the model file's validation split was carved from it (seed, fraction, test copies left out or
+    not). `--split val` is refused where that split cannot be had: a file that records none, a refit model that
+    trained on it, or data whose carve gives other images."""
+    from fer_search.data import load_data
+
+    if args.split == "val" and val_split.get("refit"):
+        raise UserError(f"{args.model_file} was refit on train + validation: its validation split is training data "
+                        "to it; evaluate it on --split test")
+    if args.split == "val" and "seed" not in val_split:
+        raise UserError(f"{args.model_file} does not record the validation split it was chosen on (a file of an "
+                        "older fer_search, or of an overfit check); evaluate it on --split test")
+    carve = {"seed": val_split["seed"], "val_fraction": val_split["fraction"],
+             "drop_test_copies": val_split["drop_test_copies"]} if "seed" in val_split else {}
+    data = load_data(args.data, progress=not args.json, **carve)
+    if args.split == "val" and data.val_ids_hash() != val_split.get("ids_hash"):
+        raise UserError(f"the validation split of {data.name} (seed {val_split['seed']}, fraction "
+                        f"{val_split['fraction']:g}) is not the one {args.model_file} was chosen on: other data, or "
+                        "another copy of it")
+    return data
 
 
 def _cmd_predict(args) -> int:

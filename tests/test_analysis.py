@@ -49,7 +49,9 @@ def _copy(storage: Path, tmp_path: Path) -> Path:
 
 
 def _best_file(trial_dir: Path, name: str) -> Path:
-    return next(trial_dir.glob("checkpoint_*")) / "best" / name
+    """summary.json of the trial's newest checkpoint, or model.pt / probs.npz in the best epoch's folder it names."""
+    summary = max(trial_dir.glob("checkpoint_*")) / "summary.json"
+    return summary if name == "summary.json" else trial_dir / json.loads(summary.read_text())["best_dir"] / name
 
 
 def test_leaderboard_lists_every_trial_best_first(search, tmp_path):

@@ -108,7 +108,9 @@ def test_ray_warnings_go_to_the_experiments_log_and_the_actionable_ones_to_the_c
         console = next(h for h in logging.getLogger("ray").handlers if h is not log_file)
         shown = [m for m in messages
                  if console.filter(logging.LogRecord("ray.tune", logging.WARNING, "", 0, m, None, None))]
-        assert shown == messages[2:]  # a failed trial is the reporter's to show, with its real error
+        # A failed trial is the reporter's to show, with its real error; snapshots that come too often are the
+        # user's to space out (--checkpoint-every).
+        assert shown == messages[1:]
     finally:
         logging.getLogger("ray").removeHandler(log_file)
         log_file.close()

@@ -299,6 +299,7 @@ def test_rung_history_survives_a_resume(tmp_path):
     so a new trial that scores below them at the first rung is stopped."""
     from types import SimpleNamespace
 
+    from pyarrow.fs import LocalFileSystem
     from ray.tune.schedulers import TrialScheduler
 
     from fer_search.search.ray_tune import RungHistoryASHA
@@ -308,7 +309,8 @@ def test_rung_history_survives_a_resume(tmp_path):
         directory.mkdir()
         lines = [json.dumps({"training_iteration": i + 1, "best_val_acc": v}) for i, v in enumerate(values)]
         (directory / "result.json").write_text("\n".join(lines) + "\n")
-        return SimpleNamespace(trial_id=name, path=str(directory), relative_logdir=name)
+        return SimpleNamespace(trial_id=name, path=str(directory), relative_logdir=name,
+                               storage=SimpleNamespace(storage_filesystem=LocalFileSystem()))
 
     scheduler = RungHistoryASHA(set(), time_attr="training_iteration", metric="best_val_acc", mode="max", max_t=9,
                                 grace_period=1, reduction_factor=3)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import pickle
-import shutil
+import re
 
 import numpy as np
 import pytest
@@ -161,6 +161,18 @@ def test_early_stopping_patience(small_data):
     assert endings[-1] == "early_stopping" and set(endings[:-1]) == {None}
 
 
+def test_a_loss_that_explodes_without_becoming_nan_is_a_divergence(small_data):
+    """SGD at lr 1e5: a finite training loss of ~1e19 in epoch 1, then ~1e5 at chance for ever. That is no result."""
+    from fer_search.training import TrainingDiverged
+
+    config = TrainConfig.from_flat({**TINY_CNN, "epochs": 3, "batch_size": 32, "optimizer": "sgd", "lr": 1e5,
+                                    "schedule": "none"})
+    with pytest.raises(TrainingDiverged, match=r"training diverged in epoch 1 \(train loss .*e\+\d+, over 100x the "
+                                               r"loss of a uniform prediction\)") as raised:
+        train(config, small_data, device="cpu", progress=False)
+    assert np.isfinite(raised.value.loss) and raised.value.epoch == 1
+
+
 def _lr_curve(config: TrainConfig, steps_per_epoch: int) -> list[float]:
     """The learning rate of every step of `config`'s schedule."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
@@ -220,24 +232,23 @@ def test_vit_uses_its_documented_normalisation_end_to_end(small_data, tmp_path, 
 
     pixels = small_data.train.images
     assert abs(pixels.mean() / 255 - 0.5) > 0.02 or abs(pixels.std() / 255 - 0.5) > 0.02  # the test can tell
-    checkpoint_dir = tmp_path / "checkpoint"
-
-    def keep(metrics, directory):
-        shutil.copytree(directory, checkpoint_dir, dirs_exist_ok=True)
+    from fer_search.search.storage import StoragePath
 
     config = {"arch": "vit", "patch_size": 8, "embed_dim": 32, "depth": 1, "num_heads": 2, "epochs": 1,
               "batch_size": 64, "family": "vit", "point": "tpe", "trial_number": 0}
-    run_trial(config, small_data, report=keep, log_dir=str(tmp_path / "board"), device="cpu")
-    model_file = checkpoint_dir / "best" / "model.pt"
+    run_trial(config, small_data, report=lambda metrics, directory: None, log_dir=str(tmp_path / "board"),
+              trial_dir=StoragePath.of(tmp_path / "trial"), device="cpu")
+    model_file = tmp_path / "trial" / "best_epoch_0001" / "model.pt"
     assert load(model_file)["normalization"] == {"mean": 0.5, "std": 0.5}
     predictor = load_predictor(model_file)
     assert (predictor.members[0].mean.item(), predictor.members[0].std.item()) == (127.5, 127.5)
-    stored = np.load(checkpoint_dir / "best" / "probs.npz")
+    stored = np.load(tmp_path / "trial" / "best_epoch_0001" / "probs.npz")
     np.testing.assert_allclose(predictor.predict_proba(small_data.val.images), stored["val_probs"], atol=1e-4)
 
-    assert main(["evaluate", str(model_file), "--data", "synthetic", "--split", "val", "--json"]) == 0
+    # On test: the model was trained on small_data, whose validation split `--data synthetic` does not carve.
+    assert main(["evaluate", str(model_file), "--data", "synthetic", "--split", "test", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    val = make_synthetic().val
+    val = make_synthetic().test
     assert report["accuracy"] == pytest.approx((predictor.predict_proba(val.images).argmax(1) == val.labels).mean())
 
     Image.fromarray(val.images[0]).save(tmp_path / "face.png")
@@ -289,6 +300,36 @@ def test_cli_train_evaluate_predict_round_trip(tmp_path, capsys):
     assert len(readable) == 2 and readable["emotion"].isin(CLASS_NAMES).all()
     np.testing.assert_allclose(readable[list(CLASS_NAMES)].sum(axis=1), 1.0, atol=1e-5)
     assert table["emotion"].str.startswith("unreadable").sum() == 1
+
+
+def test_evaluate_val_scores_on_the_validation_split_the_model_was_chosen_on(tmp_path, capsys):
+    """Trained with --seed 3, the model's validation split is seed 3's carve; seed 0's holds its training images."""
+    out = tmp_path / "run"
+    assert main(["train", "simple_cnn", "--data", "synthetic", "--epochs", "1", "--seed", "3", "--out", str(out),
+                 "--set", "widths=(8,16)", "--set", "kernel_size=3", "--set", "max_train_images=256"]) == 0
+    capsys.readouterr()
+    model = out / "model.pt"
+    assert load(model)["val_split"] == {"seed": 3, "fraction": 0.1, "drop_test_copies": True,
+                                        "ids_hash": load_data_hash("synthetic", seed=3)}
+    assert main(["evaluate", str(model), "--data", "synthetic", "--split", "val", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(load(model)["metrics"]["val_acc"])
+
+    entry = load(model)
+    for change, message in (({"val_split": {}}, "does not record the validation split it was chosen on"),
+                            ({"val_split": {**entry["val_split"], "ids_hash": "0" * 64}},
+                             "is not the one .* was chosen on"),
+                            ({"refit": {"from_trial": "x"}}, "was refit on train \\+ validation")):
+        changed = tmp_path / "changed.pt"
+        torch.save({**entry, **change}, changed)
+        assert main(["evaluate", str(changed), "--data", "synthetic", "--split", "val"]) == 2
+        assert re.search(message, capsys.readouterr().err), message
+    assert main(["evaluate", str(changed), "--data", "synthetic", "--split", "test", "--json"]) == 0  # test is fine
+
+
+def load_data_hash(source: str, seed: int) -> str:
+    from fer_search.data import load_data
+
+    return load_data(source, seed=seed, progress=False).val_ids_hash()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,6 +1,7 @@
 """load_data: recognise the form of a FER2013 source, decode it (once, via the cache), carve val."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -27,10 +28,12 @@ def load_data(source: str | os.PathLike, *, val_fraction: float = 0.1, seed: int
     validation split the source brought) are left out, counted in data.report. Raises UserError for
     bad input.
     """
+    made = {"seed": seed, "fraction": val_fraction, "drop_test_copies": drop_test_copies}
     if isinstance(source, str) and source == SYNTHETIC:
         # A fixed data set (seed 0) whatever `seed` is: like a real source, only the val carve varies.
         data = make_synthetic(seed=0, val_fraction=0)
-        return carve_validation(drop_held_out_copies(data) if drop_test_copies else data, val_fraction, seed)
+        data = carve_validation(drop_held_out_copies(data) if drop_test_copies else data, val_fraction, seed)
+        return dataclasses.replace(data, val_split=made)
     path = Path(source).expanduser()
     if not path.exists():
         raise UserError(f"data path {path} does not exist (give a fer2013.csv, a torchvision fer2013/ "
@@ -38,7 +41,8 @@ def load_data(source: str | os.PathLike, *, val_fraction: float = 0.1, seed: int
     path = path.resolve()
     form, found, fingerprint, decode = _recognise(path, progress)
     data = cache.cached(form, found, fingerprint, decode, cache_dir)
-    return carve_validation(drop_held_out_copies(data) if drop_test_copies else data, val_fraction, seed)
+    data = carve_validation(drop_held_out_copies(data) if drop_test_copies else data, val_fraction, seed)
+    return dataclasses.replace(data, val_split=made)
 
 
 def _recognise(path: Path, progress: bool):

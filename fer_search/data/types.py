@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +65,8 @@ class FERData:
     val: Split | None
     test: Split | None
     report: LoadReport = field(default_factory=LoadReport)
+    # How load_data made `val` (seed, fraction, drop_test_copies), so a model file can record it; empty otherwise.
+    val_split: dict[str, Any] = field(default_factory=dict)
 
     def splits(self) -> dict[str, Split]:
         return {k: v for k, v in (("train", self.train), ("val", self.val), ("test", self.test)) if v is not None}
@@ -87,6 +90,12 @@ class FERData:
             digest.update("\n".join(map(str, split.ids)).encode())
             digest.update(np.ascontiguousarray(split.labels, dtype=np.int64).tobytes())
         return f"{self.form}-{digest.hexdigest()[:8]}"
+
+    def val_ids_hash(self) -> str:
+        """SHA-256 of the validation images' ids, in order: which images make up the validation split."""
+        import hashlib
+
+        return hashlib.sha256("\n".join(map(str, self.val.ids)).encode()).hexdigest()
 
     def overfit_check(self, n: int, seed: int) -> "FERData":
         """n seeded training images as both train and val, test unchanged: the documented check that the

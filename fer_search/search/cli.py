@@ -77,6 +77,9 @@ def add_run_parser(subparsers) -> None:
                    help="how new configurations are drawn: Optuna's TPE, or at random (a baseline) [%(default)s]")
     p.add_argument("--skip-points", action="store_true",
                    help="run no documented point: the search starts from its ranges alone (a baseline)")
+    p.add_argument("--checkpoint-every", metavar="N", type=int,
+                   help="a trial checkpoints every N epochs, besides on each new best and its last epoch (a resume "
+                        "retrains at most N epochs) [every epoch that ends a minute or more after its last checkpoint]")
     p.add_argument("--retries", metavar="N", type=int, default=2,
                    help="restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node) "
                         "[%(default)s]")
@@ -141,28 +144,32 @@ def _cmd_run(args) -> int:
     from fer_search.search.record import load_record
     from fer_search.search.settings import (SearchSettings, local_cpu_count, local_gpu_count, plan_resources,
                                             resolve_storage)
+    from fer_search.search import study
+    from fer_search.search.storage import StoragePath, experiment_path, is_uri
     from fer_search.training.config import TrainConfig, parse_set_options
 
     if args.resume and (args.study_storage or args.continue_study):
         raise UserError("--resume continues the experiment's own study; drop --study-storage and --continue-study")
     storage = resolve_storage(args.storage)  # a relative path or ~, resolved once here (every node gets this one)
+    if is_uri(storage) and not (args.resume or args.study_storage):
+        study.default_location(storage, "")  # refuses before the bucket is reached: it can hold no study.db
     name = args.name
     if name is None and args.resume:
-        found = layout.list_experiments(storage) if "://" not in storage else []
+        found = layout.list_experiments(storage) if StoragePath.of(storage).is_dir() else []
         if not found:
-            raise UserError(f"nothing to resume under {storage}; pass --name NAME")
+            raise UserError(f"nothing to resume under {StoragePath.of(storage)}; pass --name NAME")
         name = found[-1]
     record = None
-    if args.resume and "://" not in storage:
+    if args.resume:
         if not layout.experiment_started(storage, name):
-            print(f"nothing was started at {storage}/{name} yet: starting it", flush=True)
+            print(f"nothing was started at {experiment_path(storage, name)} yet: starting it", flush=True)
             args.resume = False
         else:
-            record = load_record(f"{storage}/{name}")
-    elif name is not None and "://" not in storage and layout.experiment_started(storage, name):
+            record = load_record(experiment_path(storage, name))
+    elif name is not None and layout.experiment_started(storage, name):
         # Before its record (and with it where its study is) would be written over.
-        raise UserError(f"experiment {storage}/{name} exists already; add --resume to continue it, or pick another "
-                        "--name")
+        raise UserError(f"experiment {experiment_path(storage, name)} exists already; add --resume to continue it, "
+                        "or pick another --name")
     if record is not None:
         _take_from_record(args, record)
     spaces = _spaces(args)
@@ -181,7 +188,8 @@ def _cmd_run(args) -> int:
         storage_shared=args.storage_shared, ship_code=args.ship_code,
         reduction_factor=args.reduction_factor, trial_retries=args.retries,
         wandb_project=args.wandb_project if args.wandb else None, point_budgets=not args.smoke,
-        fixed=parse_set_options(args.set), optuna_sampler=args.sampler, **budget,
+        fixed=parse_set_options(args.set), checkpoint_every=args.checkpoint_every, optuna_sampler=args.sampler,
+        **budget,
     )
     settings.study = _study_location(args, storage, name, [s.family for s in spaces], settings.objective)
     for space in spaces:  # a bad --set fails here, not inside every trial
@@ -198,7 +206,7 @@ def _cmd_run(args) -> int:
 
     data = load_data(args.data, seed=args.seed, val_fraction=VAL_FRACTION, drop_test_copies=not args.keep_test_copies)
     print(describe_load(data))
-    experiment = f"{settings.storage}/{name}"
+    experiment = experiment_path(settings.storage, name)
     from fer_search.search.budget import plan_from_options
 
     plan = plan_from_options(args, spaces, data, settings, started) if record is None and not args.resume else None
@@ -210,7 +218,7 @@ def _cmd_run(args) -> int:
         record.check_same_data(data)
         record.num_samples = settings.num_samples
         record.save(experiment)
-    elif not args.resume and "://" not in storage:
+    elif not args.resume:
         record = _new_record(args, spaces, data, settings)
         record.plan = plan[0] if plan is not None else None
         record.save(experiment)
@@ -218,11 +226,11 @@ def _cmd_run(args) -> int:
         print(f"resuming {experiment}" + (f": {settings.num_samples} trials in all" if record else ""), flush=True)
     else:
         own = "documented points: their own epochs" if settings.point_budgets else "documented points too"
-        print(f"search {settings.storage}/{name}: {', '.join(s.family for s in spaces)}; "
+        print(f"search {experiment}: {', '.join(s.family for s in spaces)}; "
               f"{settings.num_samples} trials, up to {settings.max_epochs} epochs ({own}), "
               f"ASHA grace {settings.grace_period}, selecting on {settings.metric}", flush=True)
 
-    from fer_search.search.ray_tune import budget_ran_out, run_search
+    from fer_search.search.ray_tune import budget_ran_out, run_search, trials_not_started
 
     if not args.resume:
         from fer_search.search.reproduce_cli import say_random_init
@@ -235,10 +243,7 @@ def _cmd_run(args) -> int:
     if budget_ran_out() and args.time_budget:
         print(f"\nthe time budget ({args.time_budget:g} min) ran out: running trials were stopped at the end of "
               "their epoch (their best epochs are kept), and no new trial was started")
-    if "://" in storage:
-        print(f"\nresults: {storage}/{name}")
-        return 0
-    return _print_outcome(storage, name, settings.metric, args, budget_ran_out())
+    return _print_outcome(storage, name, settings.metric, args, budget_ran_out(), trials_not_started())
 
 
 def _take_from_record(args, record: ExperimentRecord) -> None:
@@ -293,9 +298,9 @@ def _new_record(args, spaces, data, settings) -> ExperimentRecord:
 def _check_run_options(args, budget: dict[str, int]) -> None:
     """Numbers Tune or ASHA would take and then hang on, or fail deep inside with: one line each."""
     least = {**{key: 1 for key in budget}, "max_train_images": 0, "gpus": 0, "cpus": 1,
-             "retries": 0, "reduction_factor": 2}  # ASHA's rungs need a factor of 2 or more
+             "retries": 0, "reduction_factor": 2, "checkpoint_every": 1}  # ASHA's rungs need a factor of 2 or more
     values = {**budget, **{key: getattr(args, key)
-                           for key in ("gpus", "cpus", "reduction_factor", "retries")}}
+                           for key in ("gpus", "cpus", "reduction_factor", "retries", "checkpoint_every")}}
     for key, value in values.items():
         if value is not None and value < least[key]:
             raise UserError(f"--{key.replace('_', '-')} must be at least {least[key]}, got {value}")
@@ -374,15 +379,21 @@ def _check_wandb() -> None:
                         "offline with WANDB_MODE=offline (upload later with `wandb sync`)")
 
 
-def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: bool) -> int:
-    """The best trials, where everything is, and what to run next."""
+def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: bool,
+                   not_started: list[str] = ()) -> int:
+    """The best trials, where everything is, and what to run next. `not_started`: trials that the spent time
+    budget ended before they started (they have no files)."""
     from collections import Counter
 
     from fer_search.search import layout
+    from fer_search.search.storage import experiment_path, is_uri
 
     trials = layout.list_trials(storage, name)
     counts = Counter(t.status for t in trials)
-    print("\n" + ", ".join(f"{n} {status}" for status, n in counts.items()) + f" (of {len(trials)} trials)")
+    counted = [f"{n} {status}" for status, n in counts.items()]
+    if not_started:
+        counted.append(f"{len(not_started)} not started")
+    print("\n" + ", ".join(counted) + f" (of {len(trials) + len(not_started)} trials)")
     scored = [(t, s) for t, s in ((t, t.summary()) for t in trials) if s]
     metric = scored[0][1]["metric"] if scored else metric  # after --resume: the experiment's own
     scored.sort(key=lambda ts: -ts[1]["metrics"][metric])
@@ -406,10 +417,12 @@ def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: b
         print(f"note:        {', '.join(collapsing)}: imbalance=both (weighted loss + oversampling) is the documented "
               "v3 combination that collapsed to predicting 'disgust' only; a low score is its expected result")
     quoted_storage = shlex.quote(storage)
-    print(f"\nresults:     {storage}/{name}  (each trial's best epoch: TRIAL/checkpoint_*/best/model.pt, probs.npz)")
+    print(f"\nresults:     {experiment_path(storage, name)}  (each trial's best epoch: TRIAL/best_epoch_*/model.pt, "
+          "probs.npz)")
     print(f"tensorboard: tensorboard --logdir {quoted_storage}")
     print(f"study:       python -m fer_search dashboard {shlex.quote(name)} --storage {quoted_storage}")
-    print(f"next:        python -m fer_search ensemble --top 3 --storage {quoted_storage} --name {shlex.quote(name)}")
+    out = " --out ensemble" if is_uri(storage) else ""  # the report and model go to a local folder
+    print(f"next:        python -m fer_search ensemble --top 3 --storage {quoted_storage} --name {shlex.quote(name)}{out}")
     if counts[layout.RUNNING] or counts[layout.ERRORED] or budget_ran_out:
         command = ["run"] + ([args.families] if args.families else []) + [a for s in args.space for a in ("--space", s)]
         command += ["--data", args.data, "--storage", storage, "--name", name, "--resume"]

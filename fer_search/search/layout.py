@@ -1,10 +1,13 @@
 """The files of a search, read without Ray: experiments under a storage folder, trials, their results.
 
-`STORAGE/NAME/` is one experiment. Each trial directory holds Ray's `params.json` (the trial's flat
-configuration), `result.json` (one JSON line per epoch; the trainer's last epoch has `finished_by`, a
-trial Tune stopped ends with a `done: true` line), `progress.csv`, `error.txt` if it failed,
-TensorBoard event files, and the newest Ray checkpoint `checkpoint_*/` with `state.pt` (resume
-state) and `best/` (`model.pt`, `probs.npz`, `summary.json`) for the best epoch by the validation metric.
+`STORAGE/NAME/` is one experiment; STORAGE is a local folder or a URI (s3://, gs://, ...): every file is
+read through its pyarrow filesystem (storage.py). Each trial directory holds Ray's `params.json` (the
+trial's flat configuration), `result.json` (one JSON line per epoch; the trainer's last epoch has
+`finished_by`, a trial Tune stopped ends with a `done: true` line), `progress.csv`, `error.txt` if it
+failed, TensorBoard event files, the best epoch's folder `best_epoch_NNNN/` (`model.pt`, `probs.npz`;
+see trial_files.py) and Ray's two newest checkpoints `checkpoint_*/` (`state.pt`, the resume state, and
+`summary.json`, whose `best_dir` names the best epoch's folder). Experiments of the older layout kept
+`best/` (`model.pt`, `probs.npz`, `summary.json`) inside every checkpoint; they are read as well.
 """
 from __future__ import annotations
 
@@ -16,12 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fer_search.errors import UserError
+from fer_search.search.storage import StoragePath
 
 if TYPE_CHECKING:
     import pandas as pd
 
 STATE_FILE = "state.pt"
-BEST_DIR = "best"
+BEST_PREFIX = "best_epoch_"  # + the epoch: the folder of a best epoch's model.pt and probs.npz
+BEST_DIR_KEY = "best_dir"  # in a checkpoint's summary.json: the name of that folder
+BEST_DIR = "best"  # the older layout: the best epoch's files inside every checkpoint
 MODEL_FILE = "model.pt"
 PROBS_FILE = "probs.npz"
 SUMMARY_FILE = "summary.json"
@@ -29,6 +35,7 @@ ERROR_FILE = "error.txt"  # Ray's, in a failed trial's directory: the traceback
 FINISHED_KEY = "finished_by"  # in the last result of a trial the trainer ended itself: "max_epochs" | "early_stopping"
 NODE_KEY = "node_id"  # in every result: the Ray node that ran the epoch
 DEVICE_KEY = "device"  # in every result: what the trial trained on ("cpu", "cuda:0 (NVIDIA H200)")
+THREADS_KEY = "cpu_threads"  # in every result: torch's CPU threads, set from the trial's CPU share
 DIVERGED_BY = "diverged"  # FINISHED_KEY of a trial whose training loss became non-finite (a failed trial)
 
 COMPLETED, STOPPED, ERRORED, RUNNING, DIVERGED = "completed", "stopped early", "errored", "running", "diverged"
@@ -42,7 +49,7 @@ def short_node_id(node_id: str) -> str:
 @dataclass
 class Trial:
     experiment: str
-    path: Path
+    path: StoragePath
     config: dict[str, Any]
     last_result: dict[str, Any] = field(repr=False)
 
@@ -87,7 +94,7 @@ class Trial:
             return COMPLETED
         if self.last_result.get("done"):
             return STOPPED
-        if (self.path / ERROR_FILE).exists():
+        if (self.path / ERROR_FILE).is_file():
             return ERRORED
         return RUNNING
 
@@ -122,63 +129,79 @@ class Trial:
         """One row per epoch (Ray's progress.csv); empty before the first epoch."""
         import pandas as pd  # here: listing trials (`run`'s outcome, `--resume`) needs no pandas
 
-        path = self.path / "progress.csv"
         try:
-            return pd.read_csv(path)
+            return pd.read_csv((self.path / "progress.csv").open_bytes())
         except (FileNotFoundError, pd.errors.EmptyDataError):
             return pd.DataFrame()
 
-    @property
-    def checkpoint_dir(self) -> Path | None:
-        found = sorted(self.path.glob("checkpoint_*"))
-        return found[-1] if found else None
-
-    def _best_file(self, name: str) -> Path | None:
-        directory = self.checkpoint_dir
-        path = directory / BEST_DIR / name if directory is not None else None
-        return path if path is not None and path.is_file() else None
-
-    @property
-    def model_path(self) -> Path | None:
-        """best/model.pt: the self-describing model file of the best epoch (load_predictor reads it)."""
-        return self._best_file(MODEL_FILE)
-
-    @property
-    def probs_path(self) -> Path | None:
-        """best/probs.npz: val_probs, val_labels, val_ids, test_probs, test_labels, test_ids."""
-        return self._best_file(PROBS_FILE)
-
-    @property
-    def summary_path(self) -> Path | None:
-        return self._best_file(SUMMARY_FILE)
+    @cached_property
+    def summary_path(self) -> StoragePath | None:
+        """summary.json of the newest checkpoint that has one (a checkpoint Ray is still copying may not yet)."""
+        for checkpoint in reversed(self.path.glob("checkpoint_*")):
+            for path in (checkpoint / SUMMARY_FILE, checkpoint / BEST_DIR / SUMMARY_FILE):
+                if path.is_file():
+                    return path
+        return None
 
     def summary(self) -> dict[str, Any] | None:
-        """best/summary.json: config, family, point, metric, best_epoch, epochs_trained, metrics at the
-        best epoch (val_* and, reported only, test_*), finished_by (absent unless the trainer ended it)."""
+        """The best epoch so far: config, family, point, metric, best_epoch, best_dir, epochs_trained, metrics at
+        the best epoch (val_* and, reported only, test_*), finished_by (absent unless the trainer ended it)."""
         path = self.summary_path
         return json.loads(path.read_text()) if path is not None else None
 
+    @cached_property
+    def best_dir(self) -> StoragePath | None:
+        """The folder of the best epoch's model.pt and probs.npz (None before the first checkpoint)."""
+        path = self.summary_path
+        if path is None or path.parent.name == BEST_DIR:  # the older layout: the summary sits beside them
+            return path.parent if path is not None else None
+        try:
+            name = json.loads(path.read_text()).get(BEST_DIR_KEY)
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+            return None
+        return self.path / name if name else None
 
-def experiment_started(storage: str | Path, name: str) -> bool:
+    def _best_file(self, name: str) -> StoragePath | None:
+        path = self.best_dir / name if self.best_dir is not None else None
+        return path if path is not None and path.is_file() else None
+
+    @property
+    def model_path(self) -> StoragePath | None:
+        """model.pt: the self-describing model file of the best epoch (load_predictor reads it)."""
+        return self._best_file(MODEL_FILE)
+
+    @property
+    def probs_path(self) -> StoragePath | None:
+        """probs.npz: val_probs, val_labels, val_ids, test_probs, test_labels, test_ids."""
+        return self._best_file(PROBS_FILE)
+
+
+def experiment_started(storage: str | Path | StoragePath, name: str) -> bool:
     """Whether Ray started experiment `name` (its tuner.pkl, which `--resume` restores, is there)."""
-    return (Path(storage) / name / "tuner.pkl").is_file()
+    return (StoragePath.of(storage) / name / "tuner.pkl").is_file()
 
 
-def list_experiments(storage: str | Path) -> list[str]:
+def list_experiments(storage: str | Path | StoragePath) -> list[str]:
     """Names of the experiments under `storage` (folders holding trial directories), oldest first."""
-    root = Path(storage)
+    root = StoragePath.of(storage)
     if not root.is_dir():
         raise UserError(f"storage folder {root} does not exist (run a search first, or pass --storage)")
-    found = [p for p in root.iterdir() if p.is_dir() and any(p.glob("*/params.json"))]
-    return [p.name for p in sorted(found, key=lambda p: p.stat().st_mtime)]
+    found = [p for p in root.iterdir() if p.is_dir() and p.glob("*/params.json")]
+    return [p.name for p in sorted(found, key=_changed)]
 
 
-def list_trials(storage: str | Path, name: str) -> list[Trial]:
+def _changed(experiment: StoragePath) -> float:
+    """When an experiment last changed; a bucket keeps no time for folders: then when Ray started it."""
+    return experiment.mtime() or (experiment / "tuner.pkl").mtime()
+
+
+def list_trials(storage: str | Path | StoragePath, name: str) -> list[Trial]:
     """The trials of experiment `name`, in the order the search created them."""
-    experiment = Path(storage) / name
+    experiment = StoragePath.of(storage) / name
     if not experiment.is_dir():
-        known = ", ".join(list_experiments(storage)) if Path(storage).is_dir() else ""
-        raise UserError(f"no experiment '{name}' under {storage}" + (f" (found: {known})" if known else ""))
+        known = ", ".join(list_experiments(storage)) if StoragePath.of(storage).is_dir() else ""
+        raise UserError(f"no experiment '{name}' under {StoragePath.of(storage)}"
+                        + (f" (found: {known})" if known else ""))
     trials = []
     for params in experiment.glob("*/params.json"):
         directory = params.parent
@@ -191,7 +214,7 @@ def list_trials(storage: str | Path, name: str) -> list[Trial]:
     return sorted(trials, key=lambda t: (t.number, t.name))
 
 
-def error_line(path: Path) -> str:
+def error_line(path: Path | StoragePath) -> str:
     """The real error of a failed trial: the last line of Ray's traceback file, without its colour codes
     and the exception's module path ("UserError: ...", not "fer_search.errors.UserError: ...")."""
     try:
@@ -203,14 +226,16 @@ def error_line(path: Path) -> str:
 
 
 def diverged_line(result: dict[str, Any]) -> str:
-    return f"diverged in epoch {result.get('epoch')} (train loss {result.get('train_loss')})"
+    loss = result.get("train_loss")
+    shown = f"{loss:.4g}" if isinstance(loss, float) else loss
+    return f"diverged in epoch {result.get('epoch')} (train loss {shown})"
 
 
-def recorded_results(trial_dir: Path) -> list[dict[str, Any]]:
+def recorded_results(trial_dir: Path | StoragePath) -> list[dict[str, Any]]:
     """Every result of a trial, oldest first (Ray's result.json, one JSON line per result; a line cut
     short by an interrupted write is left out)."""
     try:
-        lines = (trial_dir / "result.json").read_text().splitlines()
+        lines = (StoragePath.of(trial_dir) / "result.json").read_text().splitlines()
     except (FileNotFoundError, NotADirectoryError):
         return []
     results = []

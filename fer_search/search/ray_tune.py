@@ -9,6 +9,7 @@ every trial, on any node, maps the same arrays read-only.
 from __future__ import annotations
 
 import copy
+import csv
 import functools
 import json
 import logging
@@ -35,6 +36,8 @@ import pyarrow.fs  # noqa: E402
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.air.integrations.wandb import WandbLoggerCallback  # noqa: E402
+from ray.air.constants import EXPR_PROGRESS_FILE  # noqa: E402
+from ray.tune.experiment import Trial  # noqa: E402
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher  # noqa: E402
@@ -44,12 +47,13 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noq
 from fer_search.data.types import FERData  # noqa: E402
 from fer_search.errors import UserError  # noqa: E402
 from fer_search.search import cluster_checks, code_probe, layout, reconcile, study, study_writes  # noqa: E402
-from fer_search.search.layout import (DIVERGED_BY, ERROR_FILE, FINISHED_KEY, NODE_KEY, diverged_line,  # noqa: E402
-                                      error_line, recorded_results)
 from fer_search.search.guard import StartGuard  # noqa: E402
+from fer_search.search.layout import (DIVERGED_BY, ERROR_FILE, FINISHED_KEY, NODE_KEY, THREADS_KEY,  # noqa: E402
+                                      diverged_line, error_line, recorded_results)
 from fer_search.search.sampler import TPE_POINT, SpaceSampler  # noqa: E402
 from fer_search.search.settings import (Resources, SearchSettings, local_cpu_count,  # noqa: E402
                                         local_gpu_count, plan_resources)
+from fer_search.search.storage import StoragePath, experiment_path  # noqa: E402
 from search_spaces import SearchSpace  # noqa: E402
 
 
@@ -63,16 +67,18 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
                num_samples: int | None = None) -> str:
     """Run (or with resume=True, continue) experiment settings.name under settings.storage; returns its path.
     On resume, `num_samples` (if given) is the number of trials the experiment now has in all."""
-    path = f"{settings.storage.rstrip('/')}/{settings.name}"
-    if resume and not tune.Tuner.can_restore(path):
+    experiment = experiment_path(settings.storage, settings.name)
+    path = str(experiment)
+    started = tune.Tuner.can_restore(experiment.path, storage_filesystem=experiment.fs)
+    if resume and not started:
         raise UserError(f"nothing to resume at {path}: no search was started there (check --storage and --name)")
-    if not resume and tune.Tuner.can_restore(path):
+    if not resume and started:
         raise UserError(f"experiment {path} exists already; add --resume to continue it, or pick another --name")
     if settings.address is None:
         # Before starting Ray: a GPU trial on a machine without one would wait forever.
         resources = plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
     _session.start(settings.time_budget_s, num_samples if resume else None, settings.budget_guard)
-    log_file = _route_logs(path)
+    log_file = _route_logs(experiment.local_path)
     study_handlers = _route_study_writes(log_file)
     try:
         if resume:
@@ -89,11 +95,12 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
         # its trials. (In a list: with_parameters puts its arguments, and Ray refuses to put a bare ObjectRef.)
         data_ref = ray.put(data)
         trainable = tune.with_resources(
-            tune.with_parameters(_trainable, data_refs=[data_ref]),
+            tune.with_parameters(_trainable, data_refs=[data_ref], checkpoint_every=settings.checkpoint_every),
             functools.partial(_trial_resources, resources.cpus_per_trial, resources.gpus_per_trial),
         )
         if resume:
-            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True)
+            tuner = tune.Tuner.restore(experiment.path, trainable, resume_unfinished=True, resume_errored=True,
+                                       storage_filesystem=experiment.fs)
         else:
             tuner = _new_tuner(trainable, spaces, settings, resources.concurrency, data.fingerprint())
         tuner.fit()
@@ -220,6 +227,7 @@ class _Session:
     deadline: float | None = None  # time.time() after which running trials stop at their next result
     num_samples: int | None = None  # on resume: the trials the experiment now has in all (it may grow)
     ran_out = False  # whether the last search ended with its time budget spent
+    not_started: list[str] = []  # trials the spent budget ended before they started (BudgetASHA)
     guard: StartGuard | None = None  # a planned budget (guard.py): a trial starts only where its schedule fits
     resumed: Resumed | None = None  # None: a new search
     searcher: TruthfulOptunaSearch | None = None  # the searcher of this search, once it has opened its study
@@ -228,6 +236,7 @@ class _Session:
         self.deadline = time.time() + budget_s if budget_s else None
         self.num_samples = num_samples
         self.ran_out = False
+        self.not_started = []
         self.guard = StartGuard(guard) if guard else None
 
     def flush_study_writes(self) -> None:
@@ -256,6 +265,11 @@ def budget_spent() -> bool:
 def budget_ran_out() -> bool:
     """Whether the last search in this process ended because its --time-budget ran out."""
     return _session.ran_out
+
+
+def trials_not_started() -> list[str]:
+    """The trials of the last search in this process that its spent time budget ended before they started."""
+    return list(_session.not_started)
 
 
 class SearchStopper(tune.Stopper):
@@ -335,15 +349,16 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
                data_version: str) -> tune.Tuner:
     sampler = SpaceSampler(spaces, settings.overrides(), point_budgets=settings.point_budgets)
     searcher = search_algorithm(sampler, settings, concurrency)
-    scheduler = RungHistoryASHA(sampler.budgeted_points, time_attr="training_iteration", metric=settings.objective,
-                                mode="max", max_t=settings.max_epochs,
-                                grace_period=min(settings.grace_period, settings.max_epochs),
-                                reduction_factor=settings.reduction_factor)
-    callbacks = [ConsoleReporter(settings.objective, settings.num_samples), CSVLoggerCallback(), JsonLoggerCallback(),
-                 BudgetLedger()]
+    scheduler = BudgetASHA(sampler.budgeted_points, time_attr="training_iteration", metric=settings.objective,
+                           mode="max", max_t=settings.max_epochs,
+                           grace_period=min(settings.grace_period, settings.max_epochs),
+                           reduction_factor=settings.reduction_factor)
+    callbacks = [ConsoleReporter(settings.objective, settings.num_samples), HeaderKeepingCSVLogger(),
+                 JsonLoggerCallback(), BudgetLedger()]
     if settings.wandb_project:
         callbacks.append(SeriesWandbCallback(data_version=data_version, experiment_type=settings.experiment_type,
                                              project=settings.wandb_project, group=settings.name, log_config=True))
+    storage = StoragePath.of(settings.storage)  # Ray stores through the same filesystem as the rest of the files
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -352,10 +367,12 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
             trial_name_creator=trial_name, trial_dirname_creator=trial_name,
         ),
         run_config=tune.RunConfig(
-            name=settings.name, storage_path=settings.storage, verbose=0, callbacks=callbacks, stop=SearchStopper(),
-            # The newest checkpoint holds the best epoch's files (best/). The one before stays too: Tune
-            # deletes an old checkpoint as soon as a new one is registered, before it saves the experiment
-            # state, so a driver killed in between would resume from a checkpoint that is gone.
+            name=settings.name, storage_path=storage.path, storage_filesystem=storage.fs, verbose=0,
+            callbacks=callbacks, stop=SearchStopper(),
+            # Trials checkpoint on a new best, on their last epoch and periodically (trial.py). The checkpoint
+            # before the newest stays too: Tune deletes an old checkpoint as soon as a new one is registered,
+            # before it saves the experiment state, so a driver killed in between would resume from a
+            # checkpoint that is gone.
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             # Trials write TensorBoard files into their working directory; this copies them to storage.
             sync_config=tune.SyncConfig(sync_artifacts=True),
@@ -375,26 +392,48 @@ def search_algorithm(sampler: SpaceSampler, settings: SearchSettings, concurrenc
         max_concurrent=concurrency))
 
 
-def _trainable(config: dict, data_refs: list) -> None:
-    from fer_search.search.trial import load_checkpoint, run_trial
+def _trainable(config: dict, data_refs: list, checkpoint_every: int | None = None) -> None:
+    from fer_search.search.trial import run_trial
+    from fer_search.search.trial_files import load_checkpoint
 
-    device = _trial_device(tune.get_context().get_trial_resources().required_resources.get("GPU", 0.0))
+    share = tune.get_context().get_trial_resources().required_resources
+    device = _trial_device(share.get("GPU", 0.0))
+    threads = _use_trial_threads(share.get("CPU", 1.0))
     data = ray.get(data_refs[0])
-    # Recorded with every result: the node the trial ran on (the leaderboard shows it), and the stored data
-    # set it read (one object for every trial of the search).
-    placement = {NODE_KEY: ray.get_runtime_context().get_node_id(), "data_object_id": data_refs[0].hex()}
+    # Recorded with every result: the node the trial ran on (the leaderboard shows it), the stored data
+    # set it read (one object for every trial of the search), and the CPU threads it trained with.
+    placement = {NODE_KEY: ray.get_runtime_context().get_node_id(), "data_object_id": data_refs[0].hex(),
+                 THREADS_KEY: threads}
 
     def report(metrics: dict, directory: str | None) -> None:
         # Ray copies the directory to storage before report() returns, so the caller may delete it.
         tune.report({**metrics, **placement},
                     checkpoint=tune.Checkpoint.from_directory(directory) if directory else None)
 
+    storage = tune.get_context().get_storage()
+    trial_dir = StoragePath(storage.storage_filesystem, storage.trial_fs_path)
     resume = None
     restored = tune.get_checkpoint()
     if restored is not None:
         with restored.as_directory() as directory:
-            resume = load_checkpoint(directory)
-    run_trial(config, data, report=report, log_dir=os.getcwd(), resume=resume, device=device)  # cwd: trial's own
+            resume = load_checkpoint(directory, trial_dir)
+    run_trial(config, data, report=report, log_dir=os.getcwd(), trial_dir=trial_dir, resume=resume,  # cwd: trial's own
+              device=device, checkpoint_every=checkpoint_every)
+
+
+def trial_threads(cpu_share: float) -> int:
+    """Torch threads of a trial that Ray gave `cpu_share` CPUs: its whole CPUs, and one for a share below one."""
+    return max(1, math.floor(cpu_share + 1e-9))
+
+
+def _use_trial_threads(cpu_share: float) -> int:
+    """Set torch's thread count from the trial's CPU share. Ray sets OMP_NUM_THREADS from the share only where the
+    environment does not set it already, so torch would otherwise start as many threads as that says (or as there
+    are cores) and trials sharing a machine would fight over them."""
+    import torch
+
+    torch.set_num_threads(trial_threads(cpu_share))
+    return torch.get_num_threads()
 
 
 def _trial_device(gpu_share: float) -> str:
@@ -654,9 +693,64 @@ class RungHistoryASHA(PointBudgetASHA):
         if not trial.relative_logdir:
             return  # a new trial: no directory, nothing recorded yet
         bracket = self._trial_info[trial.trial_id]
-        for result in recorded_results(Path(trial.path)):
+        # Read where Ray stores the trial: a local folder or a bucket (trial.path has no URI scheme).
+        for result in recorded_results(StoragePath(trial.storage.storage_filesystem, trial.path)):
             if self._time_attr in result and self._metric in result:
                 bracket.on_result(trial, result[self._time_attr], self._metric_op * result[self._metric])
+
+
+class BudgetASHA(RungHistoryASHA):
+    """ASHA that starts nothing once the time budget is spent: trials waiting for resources (PENDING, never
+    started) are ended without training an epoch, and told to Optuna as FAIL (never run: no observation for
+    TPE). The console and the outcome count them as "not started".
+
+    They are ended before a running trial's end frees its resources (Tune starts a waiting trial's worker as soon
+    as they are free, without asking the scheduler), and whenever Tune asks the scheduler for a trial to run."""
+
+    def choose_trial_to_run(self, tune_controller):
+        if budget_spent():
+            _end_waiting_trials(tune_controller)
+            return None
+        return super().choose_trial_to_run(tune_controller)
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        super().on_trial_complete(tune_controller, trial, result)
+        if budget_spent():
+            _end_waiting_trials(tune_controller)
+
+    def on_trial_error(self, tune_controller, trial) -> None:
+        super().on_trial_error(tune_controller, trial)
+        if budget_spent():
+            _end_waiting_trials(tune_controller)
+
+
+def _end_waiting_trials(tune_controller) -> None:
+    """End every trial that waits to start for the first time (a retried or resumed one ran before: it goes on)."""
+    for trial in list(tune_controller.get_trials()):
+        if trial.status == Trial.PENDING and trial.run_metadata.start_time is None:
+            _session.not_started.append(trial_name(trial))
+            tune_controller.search_alg.on_trial_complete(trial.trial_id, error=True)  # FAIL, before stop_trial's
+            tune_controller.stop_trial(trial)
+
+
+class HeaderKeepingCSVLogger(CSVLoggerCallback):
+    """Ray's CSV logger, except that a trial that continues its progress.csv (restored by --resume, or retried
+    after a failure) writes under the file's own header. Ray's takes its columns from the first new result and
+    writes no header, so a result with other keys would put later values under the wrong column names."""
+
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+        if trial not in self._trial_files:
+            self._setup_trial(trial)
+        if self._trial_csv[trial] is None and self._trial_continue[trial]:
+            header = _csv_header(Path(trial.local_path, EXPR_PROGRESS_FILE))
+            if header:
+                self._trial_csv[trial] = csv.DictWriter(self._trial_files[trial], header)
+        super().log_trial_result(iteration, trial, result)
+
+
+def _csv_header(path: Path) -> list[str]:
+    with open(path, newline="") as handle:
+        return next(csv.reader(handle), [])
 
 
 class ConsoleReporter(tune.Callback):
@@ -700,6 +794,9 @@ class ConsoleReporter(tune.Callback):
         if result.get(FINISHED_KEY) == DIVERGED_BY:
             self._say(trials, f"FAILED {trial}: {diverged_line(result)}")
             return
+        if trial_name(trial) in _session.not_started:
+            self._say(trials, f"end    {trial}: not started (the time budget ran out)")
+            return
         stopped_by = "the time budget" if budget_spent() else "ASHA"
         how = (f"done ({result[FINISHED_KEY]})" if FINISHED_KEY in result
                else f"stopped by {stopped_by} at epoch {result.get('training_iteration', 0)}")
@@ -721,14 +818,16 @@ RAY_LOG_FILE = "ray.log"
 # What the console still shows of Ray's warnings and errors: the ones a user must act on.
 ACTIONABLE = re.compile(r"insufficient|infeasible|cannot be scheduled|pending|restor|sync|upload|storage|"
                         r"checkpoint", re.IGNORECASE)
-# The reporter speaks for failed trials; Ray's advice on its own snapshot frequency is no user's to act on.
-NOT_ACTIONABLE = re.compile(r"Trial task failed|Received additional|snapshotting has been triggered", re.IGNORECASE)
+# The reporter speaks for failed trials. (Ray's warnings that experiment snapshots come too often or take too
+# long do reach the console: checkpoints that throttle a search are the user's to space out, --checkpoint-every.)
+NOT_ACTIONABLE = re.compile(r"Trial task failed|Received additional", re.IGNORECASE)
 
 
-def _route_logs(experiment: str) -> logging.FileHandler | None:
-    """Ray's warnings and errors go to EXPERIMENT/ray.log (a local experiment), and to the console only
-    those a user must act on (no resources for a trial, a failed restore or storage sync); our reporter
-    speaks for the rest (a failed trial: its real error and log path)."""
+def _route_logs(experiment: Path | None) -> logging.FileHandler | None:
+    """Ray's warnings and errors go to EXPERIMENT/ray.log (a local experiment; None: one in a bucket), and to the
+    console only those a user must act on (no resources for a trial, a failed restore or storage sync, experiment
+    snapshots that slow the search down); our reporter speaks for the rest (a failed trial: its real error and log
+    path)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ray_logger = logging.getLogger("ray")
     for name in ("ray", "ray.train", "ray.air", "ray.tune"):
@@ -737,7 +836,7 @@ def _route_logs(experiment: str) -> logging.FileHandler | None:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.addFilter(_actionable)
     log_file = None
-    if "://" not in experiment:
+    if experiment is not None:
         Path(experiment).mkdir(parents=True, exist_ok=True)
         log_file = logging.FileHandler(Path(experiment, RAY_LOG_FILE))
         log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -745,6 +844,8 @@ def _route_logs(experiment: str) -> logging.FileHandler | None:
     warnings.filterwarnings("ignore", module="ray")
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="All-NaN slice encountered")  # ASHA's cut-off over diverged trials
+    # A retried trial reports again the epochs after its last checkpoint; Optuna keeps the first value of each.
+    warnings.filterwarnings("ignore", message="The reported value is ignored because this `step=")
     return log_file
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fer_search.data.types import FERData
 from fer_search.errors import UserError
+from fer_search.search.storage import StoragePath
 
 RECORD_FILE = "experiment.json"
 
@@ -38,12 +39,9 @@ class ExperimentRecord:
     study_storage: str | None = None  # that study's storage URL; None: the folder's own study.db or study.journal
     plan: dict | None = None  # a planned --time-budget / --epochs-budget (budget.plan_record), and what ran ("actual")
 
-    def save(self, experiment: str | Path) -> None:
-        path = Path(experiment) / RECORD_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        tmp.replace(path)  # atomic: a driver killed here leaves the old record or the new one
+    def save(self, experiment: str | Path | StoragePath) -> None:
+        # Whole or not at all (storage.py): a driver killed here leaves the old record or the new one.
+        (StoragePath.of(experiment) / RECORD_FILE).write_text(json.dumps(asdict(self), indent=2))
 
     def check_same_data(self, data: FERData) -> None:
         """Refuse data whose images, labels or validation split differ from the experiment's."""
@@ -55,9 +53,10 @@ class ExperimentRecord:
                             f"fraction {self.val_fraction:g}); its trials were scored on that one")
 
 
-def load_record(experiment: str | Path) -> ExperimentRecord | None:
-    """The experiment's record; None for an experiment started before records existed."""
-    path = Path(experiment) / RECORD_FILE
+def load_record(experiment: str | Path | StoragePath) -> ExperimentRecord | None:
+    """The experiment's record (in a local folder or a bucket); None for an experiment started before records
+    existed."""
+    path = StoragePath.of(experiment) / RECORD_FILE
     if not path.is_file():
         return None
     try:
@@ -77,4 +76,4 @@ def fingerprint(data: FERData) -> str:
 
 
 def val_ids_hash(data: FERData) -> str:
-    return hashlib.sha256("\n".join(map(str, data.val.ids)).encode()).hexdigest()
+    return data.val_ids_hash()

@@ -49,6 +49,8 @@ class SearchSettings:
     point_budgets: bool = True
     experiment_type: str = "search"  # W&B tag: "search" or "reproduce"
     trial_retries: int = 2  # restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node)
+    # A trial checkpoints on a new best and its last epoch, and every N epochs (None: at most once a minute).
+    checkpoint_every: int | None = None
     study: StudyLocation | None = None  # None: the experiment folder's own study (study.db; shared: study.journal)
     # A planned budget (budget.py): per trial kind ("family/point", "tpe") the seconds and epochs of its whole
     # schedule, and an --epochs-budget in trial epochs; a trial starts only where its schedule fits.

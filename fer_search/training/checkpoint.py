@@ -7,6 +7,7 @@ plus vote weights, temperature and the test-time augmentation setting. Both load
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ def model_entry(
     metrics: dict[str, float] | None = None,
     tta: str = "none",
     crop: int = 0,
+    val_split: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "format": MODEL_FORMAT,
@@ -43,6 +45,9 @@ def model_entry(
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
         "epoch": epoch,
         "metrics": dict(metrics or {}),
+        # The validation split the epoch was chosen on (load_data's seed, fraction, drop_test_copies, and the ids'
+        # hash): `evaluate --split val` carves the same one, or refuses.
+        "val_split": dict(val_split or {}),
     }
 
 
@@ -66,6 +71,16 @@ def ensemble_entry(
     }
 
 
+def recorded_val_split(entry: dict[str, Any]) -> dict[str, Any]:
+    """The validation split a model or ensemble file was chosen on; empty where it records none (a file made
+    before files recorded it, or members that disagree). A refit model trained on that split: {"refit": True}."""
+    members = entry["members"] if entry.get("format") == ENSEMBLE_FORMAT else [entry]
+    if any("refit" in member for member in members):
+        return {"refit": True}
+    splits = [member.get("val_split") or {} for member in members]
+    return splits[0] if all(split == splits[0] for split in splits) else {}
+
+
 def save(entry: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,11 +91,13 @@ def save(entry: dict[str, Any], path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+    """A model or ensemble file: a local path, or a file on a search's storage (an object with is_file() and
+    read_bytes(), such as fer_search.search.storage.StoragePath, which may be in a bucket)."""
+    path = path if hasattr(path, "read_bytes") else Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
     try:
-        entry = torch.load(path, map_location="cpu", weights_only=True)
+        entry = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     except Exception:  # torch raises many types for truncated or foreign files
         # Not torch's message: it advises loading with weights_only=False, i.e. running the file's code.
         raise UserError(f"{path}: not a fer_search model or ensemble file (it does not load as one)") from None

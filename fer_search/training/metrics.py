@@ -12,6 +12,11 @@ def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None)).mean())
 
 
+def classification_keys(prefix: str = "") -> list[str]:
+    """The keys of classification_metrics(..., prefix), in its order."""
+    return [f"{prefix}acc", f"{prefix}macro_f1", *(f"{prefix}recall_{name}" for name in CLASS_NAMES)]
+
+
 def classification_metrics(probs: np.ndarray, labels: np.ndarray, prefix: str = "") -> dict[str, float]:
     """Accuracy, macro-F1 and per-class recall, as flat keys (`{prefix}acc`, `{prefix}recall_<class>`)."""
     predicted = probs.argmax(axis=1)

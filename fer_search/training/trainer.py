@@ -26,7 +26,7 @@ from fer_search.training import checkpoint
 from fer_search.training.config import INPUT_SCALINGS, TrainConfig
 from fer_search.training.imbalance import oversampled_epoch
 from fer_search.training.learner import Criterion, Learner
-from fer_search.training.metrics import classification_metrics, negative_log_likelihood
+from fer_search.training.metrics import classification_keys, classification_metrics, negative_log_likelihood
 from fer_search.training.predictor import NormalizedModel
 
 
@@ -53,13 +53,25 @@ class EpochState:
     finished_by: str | None = None  # set on the trainer's last epoch: "max_epochs" or "early_stopping"
 
 
+# A uniform prediction over the classes scores ln(7) ~ 1.95; an epoch whose mean training loss is this many times
+# that has blown up (SGD at lr 1e5: 1e20 in epoch 1, then ~1e5 at chance for ever), NaN or not.
+EXPLODED_LOSS_FACTOR = 100
+EXPLODED_LOSS = EXPLODED_LOSS_FACTOR * math.log(NUM_CLASSES)
+
+
 class TrainingDiverged(UserError):
-    """The training loss became NaN or infinite: every later step would only spread it."""
+    """The training loss became NaN or infinite, or exploded (EXPLODED_LOSS): every later step would only spread it."""
 
     def __init__(self, epoch: int, loss: float):
-        super().__init__(f"training diverged in epoch {epoch} (train loss {loss}); try a lower lr")
+        why = "" if not math.isfinite(loss) else f", over {EXPLODED_LOSS_FACTOR}x the loss of a uniform prediction"
+        super().__init__(f"training diverged in epoch {epoch} (train loss {loss:.4g}{why}); try a lower lr")
         self.epoch = epoch
         self.loss = loss
+
+
+def diverged(train_loss: float) -> bool:
+    """Whether an epoch's mean training loss says the run diverged: non-finite, or exploded."""
+    return not math.isfinite(train_loss) or train_loss > EXPLODED_LOSS
 
 
 @dataclass
@@ -124,6 +136,7 @@ def train(
                       config.augmentation(), mean * 255.0, std * 255.0, generator, _bf16(config.precision, dev),
                       grad_clip=config.grad_clip)
 
+    val_record = {**data.val_split, "ids_hash": data.val_ids_hash()}  # what the best epoch is chosen on
     progress_state = Progress()
     if resume is not None:
         progress_state = _restore(resume, learner)
@@ -138,7 +151,7 @@ def train(
         order = _epoch_order(config, labels, epoch_size, generator)
         train_loss, train_acc, seen = learner.epoch(images, labels, order, config.batch_size, steps_per_epoch, bar)
         train_seconds = time.perf_counter() - started
-        if not math.isfinite(train_loss):
+        if diverged(train_loss):
             bar.close()
             raise TrainingDiverged(epoch, train_loss)
 
@@ -159,15 +172,16 @@ def train(
         test_probs = None
         if is_best and test_split is not None:
             test_probs = _predict(evaluator, test_split.images, dev)
-            if test_split.labeled:
-                metrics["test_loss"] = negative_log_likelihood(test_probs, test_split.labels)
-                metrics.update(classification_metrics(test_probs, test_split.labels, prefix="test_"))
+        if test_split is not None and test_split.labeled:
+            # Scored at best epochs only; the others carry the same keys as NaN, so that every epoch has the same
+            # columns (a log that takes its columns from one row, as Ray's CSV logger does, stays aligned).
+            metrics.update(_test_metrics(test_probs, test_split.labels))
         metrics["epoch_seconds"] = time.perf_counter() - started
         metrics["images_per_s"] = seen / train_seconds
         if is_best:
             entry = checkpoint.model_entry(config.arch, config.model, scored.state_dict(), (mean, std),
                                            config=config.to_flat(), epoch=epoch, metrics=metrics, tta=config.tta,
-                                           crop=config.crop)
+                                           crop=config.crop, val_split=val_record)
             entry["init"] = init
             progress_state.best = BestSnapshot(epoch, dict(metrics), entry, val_probs, test_probs)
         progress_state.record(epoch, metrics, is_best)
@@ -347,6 +361,13 @@ def _restore(state: dict[str, Any], learner: Learner) -> Progress:
     snapshot = BestSnapshot(best["epoch"], best["metrics"], best["entry"], best["val_probs"].numpy(),
                             None if test is None else test.numpy())
     return Progress(state["epoch"], list(state["history"]), snapshot, state["bad_epochs"])
+
+
+def _test_metrics(probs: np.ndarray | None, labels: np.ndarray) -> dict[str, float]:
+    """test_loss and the classification metrics on test; NaN for each where the epoch was not scored on test."""
+    if probs is None:
+        return dict.fromkeys(["test_loss", *classification_keys("test_")], math.nan)
+    return {"test_loss": negative_log_likelihood(probs, labels), **classification_metrics(probs, labels, prefix="test_")}
 
 
 def _epoch_line(metrics: dict[str, float], is_best: bool) -> str:
