@@ -206,9 +206,10 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
     sampler = SpaceSampler(spaces, settings.overrides(), point_budgets=settings.point_budgets)
     searcher = SessionSearchGenerator(ConcurrencyLimiter(
         TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
-                             location=settings.study_location(), experiment=settings.name),
+                             location=settings.study_location(), experiment=settings.name,
+                             startup_trials=settings.tpe_startup_trials),
         max_concurrent=concurrency))
-    scheduler = RungHistoryASHA(sampler.budgeted_points, time_attr="training_iteration", metric=settings.objective,
+    scheduler = RungHistoryASHA(sampler.scheduled_points, time_attr="training_iteration", metric=settings.objective,
                                 mode="max", max_t=settings.max_epochs,
                                 grace_period=min(settings.grace_period, settings.max_epochs),
                                 reduction_factor=settings.reduction_factor)
@@ -293,7 +294,7 @@ def trial_name(trial) -> str:
 
 
 class PointBudgetASHA(ASHAScheduler):
-    """ASHA that lets a documented point with its own budget (SpaceSampler.budgeted_points) run to its end.
+    """ASHA that lets a documented point with its own schedule (SpaceSampler.scheduled_points) run to its end.
 
     Its results still enter the rungs, as real observations the other trials are measured against,
     but neither a rung's cutoff nor max_t stops it: the trainer ends it, at its own epochs or by its
@@ -340,10 +341,10 @@ class TruthfulOptunaSearch(OptunaSearch):
     """
 
     def __init__(self, sampler: SpaceSampler, *, metric: str, seed: int, location: study.StudyLocation,
-                 experiment: str):
+                 experiment: str, startup_trials: int = 10):
         self._experiment = experiment
         # Constant liar: parallel trials that are still running count as bad, so TPE spreads out.
-        tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials)
         # The study lives in its database (Ray creates it there, or loads it to continue it), not only in
         # Ray's pickle of this searcher.
         super().__init__(space=sampler, metric=metric, mode="max", sampler=tpe,
