@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 # ASHA's grace period defaults to a third of max-epochs (0 here): a trial on a one-cycle or cosine schedule
 # scores low until its learning rate comes down, and must not be judged at epoch 2.
 DEFAULTS = {"num_samples": 20, "max_epochs": 20, "grace_period": 0, "max_train_images": 0}
-# --smoke: a small end-to-end budget, about 2-3 minutes on 2 CPUs with --data synthetic (3,600 training images).
-# Every documented point runs all its (cut) epochs, as documented points do in any search; ASHA judges the TPE
-# trials at epoch 2, when the one-cycle and cosine schedules have started to pay off. Six trials leave room for
-# TPE trials near the best documented point and ones ASHA stops, so an ensemble has members to choose from.
+# --smoke: the Quickstart's end-to-end budget on --data synthetic (3,600 training images). Documented points run
+# all their (cut) epochs, as in any search; ASHA judges the TPE trials at a third of the epochs, as by default.
+# Six trials of six epochs leave room for TPE trials near the best documented point and for ones ASHA stops,
+# so the ensemble has several finished trials, of a few epochs' learning each, to choose from.
 SMOKE = {"num_samples": 6, "max_epochs": 6, "grace_period": 2, "max_train_images": 4096}
-# A smoke search has fewer trials than Optuna's 10 random ones before TPE: it models from two results on.
+# Optuna samples 10 trials at random before TPE models them, more than a smoke search has.
 SMOKE_TPE_STARTUP = 2
 WANDB_PROJECT = "facial-expression-recognition"  # the documented series' project
 VAL_FRACTION = 0.1  # of train, stratified and seeded, where the source has no validation split
@@ -188,7 +188,7 @@ def _cmd_run(args) -> int:
         reduction_factor=args.reduction_factor, trial_retries=args.retries,
         time_budget_s=args.time_budget * 60 if args.time_budget else None,
         wandb_project=args.wandb_project if args.wandb else None, point_budgets=not args.smoke,
-        **({"tpe_startup_trials": SMOKE_TPE_STARTUP} if args.smoke else {}),
+        tpe_startup_trials=SMOKE_TPE_STARTUP if args.smoke else SearchSettings.tpe_startup_trials,
         fixed=parse_set_options(args.set), **budget,
     )
     settings.study = _study_location(args, storage, name, [s.family for s in spaces], settings.objective)
