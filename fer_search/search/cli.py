@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 DEFAULTS = {"num_samples": 20, "max_epochs": 20, "grace_period": 0, "max_train_images": 0}
 # --smoke: the Quickstart's end-to-end budget on --data synthetic (3,600 training images). Documented points run
 # all their (cut) epochs, as in any search; ASHA judges the TPE trials at a third of the epochs, as by default.
-# Six trials of six epochs leave room for TPE trials near the best documented point and for ones ASHA stops,
-# so the ensemble has several finished trials, of a few epochs' learning each, to choose from.
-SMOKE = {"num_samples": 6, "max_epochs": 6, "grace_period": 2, "max_train_images": 4096}
+# Five trials of six epochs leave room for two TPE trials near the best documented point (ASHA may stop them),
+# so the ensemble has several trials of comparable skill to choose from, in a few minutes on 2 CPU cores.
+SMOKE = {"num_samples": 5, "max_epochs": 6, "grace_period": 2, "max_train_images": 4096}
 # Optuna samples 10 trials at random before TPE models them, more than a smoke search has.
 SMOKE_TPE_STARTUP = 2
 WANDB_PROJECT = "facial-expression-recognition"  # the documented series' project
