@@ -23,7 +23,8 @@ from fer_search.search.ray_tune import run_search
 from fer_search.search.settings import SearchSettings, local_cpu_count, local_gpu_count
 from search_spaces import load_space, validate
 
-V2 = {"arch": "simple_cnn", "batch_norm": True, "dropout": 0.4, "augment": 1.0, "optimizer": "adam", "lr": 5e-4,
+V2 = {"arch": "simple_cnn", "widths": [32, 64], "kernel_size": 5, "fc_width": 128, "dropout_before_fc": True,
+      "batch_norm": True, "dropout": 0.4, "augment": 1.0, "optimizer": "adam", "lr": 5e-4,
       "weight_decay": 1e-4, "batch_size": 64, "patience": 0}
 
 

@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_search_commands(commands) -> None:
-    from fer_search.search.cli import add_reproduce_parser, add_run_parser, add_spaces_parser
+    from fer_search.search.cli import add_run_parser, add_spaces_parser
+    from fer_search.search.reproduce_cli import add_reproduce_parser
 
     add_run_parser(commands)
     add_reproduce_parser(commands)

@@ -24,10 +24,11 @@ picks the model. A point's value outside the ranges (e.g. imbalance="both") runs
 is not a TPE parameter of that trial. A point that names its own `epochs` runs its own budget: the
 search's --max-epochs does not shorten it and ASHA does not stop it.
 
-A family module also holds what `reproduce` needs (`load_documented`): REPORTED, {point: {quantity:
-value}} with the figures the notes reported (REPORTED_QUANTITIES), and REPRODUCE_ONLY, documented
-points that `reproduce` runs but a search does not (simple_cnn's overfit check). Every point of a
-family module names its own epochs.
+A family module of the series also holds what `reproduce` needs (`load_documented`): REPORTED,
+{point: [Figures, ...]} with what the series' runs printed, each figure labelled by what it measures
+(search_spaces/_reported.py), NOTES, {point: remark}, and REPRODUCE_ONLY, documented points that
+`reproduce` runs but a search does not (simple_cnn's overfit check). Every point of such a module names
+its own epochs. A family without REPORTED (vgg, vit: this project's additions) has nothing to reproduce.
 """
 from __future__ import annotations
 
@@ -40,13 +41,10 @@ from pathlib import Path
 from typing import Any
 
 from fer_search.errors import UserError
+from search_spaces._reported import Figures
 
 FAMILIES = ("simple_cnn", "deeper_cnn", "attention_cnn", "vgg", "resnet", "vit", "mobilevit")
 SPEC_KINDS = ("choice", "float", "log", "int")
-# What the notes report about a documented point: accuracies and macro-F1 as fractions, epochs as
-# numbers, `disgust` as "never" or "only" (predicted), `note` as text.
-REPORTED_QUANTITIES = ("stopped_epoch", "perfect_val_epoch", "train_acc", "val_acc", "test_acc", "test_macro_f1",
-                       "disgust", "train_minutes", "note")
 
 
 @dataclass
@@ -57,7 +55,8 @@ class SearchSpace:
     points: dict[str, dict[str, Any]]
     params: dict[str, dict[str, Any]]
     source: str  # module name or file path, for messages
-    reported: dict[str, dict[str, Any]] = field(default_factory=dict)  # {point: {quantity: value}} (load_documented)
+    reported: dict[str, list[Figures]] = field(default_factory=dict)  # {point: [Figures]} (load_documented)
+    notes: dict[str, str] = field(default_factory=dict)  # {point: remark} (load_documented)
 
     def point_config(self, name: str) -> dict[str, Any]:
         """The full configuration of point `name`: fixed, the point, then defaults for every param."""
@@ -85,25 +84,35 @@ def load_space(name_or_path: str) -> SearchSpace:
     return validate(_read_file(path), str(path))
 
 
+def series_families() -> list[str]:
+    """The families the series ran (their modules say what it reported): what `reproduce all` runs."""
+    return [family for family in FAMILIES if hasattr(importlib.import_module(f"search_spaces.{family}"), "REPORTED")]
+
+
 def load_documented(family: str) -> SearchSpace:
     """A family's documented series as `reproduce` runs it: the reproduce-only points first, then the
-    search's points, each with its own epochs, and `reported` filled from the module's REPORTED."""
+    search's points, each with its own epochs, and `reported` and `notes` from the module."""
     if family not in FAMILIES:
         raise UserError(f"unknown family '{family}'; families: {', '.join(FAMILIES)} (or all)")
+    if family not in series_families():
+        raise UserError(f"{family} is this project's addition, not a family the series ran: nothing to reproduce "
+                        f"(the series' families: {', '.join(series_families())}; its 'vit' run is in mobilevit)")
     module = importlib.import_module(f"search_spaces.{family}")
     source = f"search_spaces/{family}.py"
     raw = {key.lower(): getattr(module, key) for key in ("GPUS_PER_TRIAL", "FIXED", "PARAMS")}
     raw.update(family=family, points={**getattr(module, "REPRODUCE_ONLY", {}), **module.POINTS})
     space = validate(raw, source)
-    space.reported = {name: dict(figures) for name, figures in getattr(module, "REPORTED", {}).items()}
+    space.reported = {name: list(figures) for name, figures in module.REPORTED.items()}
+    space.notes = dict(getattr(module, "NOTES", {}))
     for name, point in space.points.items():
         if "epochs" not in point:
             raise UserError(f"space {source}: points.{name}: a documented point names its own epochs")
+    for name in [*space.reported, *space.notes]:
+        if name not in space.points:
+            raise UserError(f"space {source}: REPORTED or NOTES name {name}, which is not a point")
     for name, figures in space.reported.items():
-        unknown = sorted(set(figures) - set(REPORTED_QUANTITIES))
-        if name not in space.points or unknown:
-            raise UserError(f"space {source}: REPORTED.{name}: not a point, or unknown quantities {unknown} "
-                            f"(known: {', '.join(REPORTED_QUANTITIES)})")
+        if not all(isinstance(f, Figures) for f in figures):
+            raise UserError(f"space {source}: REPORTED.{name}: expected a list of Figures (search_spaces/_reported.py)")
     return space
 
 

@@ -10,8 +10,11 @@ import torch
 import torch.nn as nn
 
 from fer_search.errors import UserError
+from timm.layers.cbam import CbamModule, ChannelAttn
+
 from fer_search.models import (
     count_parameters,
+    create_initialised_model,
     create_model,
     describe_models,
     list_models,
@@ -23,19 +26,28 @@ from fer_search.models import (
 # Cheaper than the defaults where those are large, so the suite stays fast on a 2-core CPU.
 SMALL_HPARAMS = {"resnet34": {"stem": "imagenet"}, "resnet50": {"stem": "imagenet"}}
 
+# The layouts the series' notebooks ran, with the parameter counts they printed (attention_cnn's: calculated).
+SERIES = {
+    "simple_cnn baseline": ("simple_cnn", dict(widths=(64,), batch_norm=False, fc_width=128, dropout=0.0), 4_720_263),
+    "simple_cnn v1": ("simple_cnn", dict(batch_norm=False, bias_before_bn=True), 2_456_071),
+    "simple_cnn v2": ("simple_cnn", dict(bias_before_bn=True), 2_456_519),
+    "deeper_cnn v1": ("deeper_cnn", dict(widths=(32, 64, 128, 256), convs_per_block=(2, 2, 2, 1), spatial_dropout=0.0,
+                                         fc_width=(512, 256), dropout=0.5, bias_before_bn=True), 849_255),
+    "deeper_cnn v2": ("deeper_cnn", dict(convs_per_block=(2, 2, 2, 1), spatial_dropout=(0.1, 0.2, 0.3, 0.4),
+                                         fc_width=(256, 128), dropout=0.6, bias_before_bn=True), 593_063),
+    "attention_cnn": ("attention_cnn", dict(bias_before_bn=True), 333_415),
+    "resnet18": ("resnet18", dict(stem="imagenet", imagenet_input=True), 11_180_103),
+    "resnet34": ("resnet34", dict(stem="imagenet", imagenet_input=True), 21_288_263),
+    "resnet50": ("resnet50", dict(stem="imagenet", imagenet_input=True), 23_522_375),
+}
 DOCUMENTED = {
-    "simple_cnn baseline": ("simple_cnn", dict(widths=(64,), kernel_size=3, batch_norm=False, dropout=0.0)),
-    "simple_cnn v1": ("simple_cnn", dict(widths=(32, 64), kernel_size=5, batch_norm=False, dropout=0.3)),
-    "simple_cnn v2": ("simple_cnn", dict(widths=(32, 64), kernel_size=5, batch_norm=True, dropout=0.4)),
-    "deeper_cnn v1": ("deeper_cnn", dict(widths=(32, 64, 128, 256), convs_per_block=1, spatial_dropout=0.0,
-                                         fc_width=(512, 256), dropout=0.5)),
-    "deeper_cnn v2": ("deeper_cnn", dict(widths=(32, 64, 128, 192), convs_per_block=1, spatial_dropout=0.1,
-                                         fc_width=(512, 256), dropout=0.7)),
-    "attention_cnn v2": ("attention_cnn", dict(dropout=0.5)),
-    "attention_cnn v4": ("attention_cnn", dict(dropout=0.3)),
+    **{label: (name, hparams) for label, (name, hparams, _) in SERIES.items() if not label.startswith("resnet")},
+    "README's simple_cnn v1 (never ran)": ("simple_cnn", dict(widths=(32, 64), kernel_size=5, fc_width=128,
+                                                              batch_norm=False, dropout=0.3, dropout_before_fc=True)),
+    "attention_cnn with real CBAM": ("attention_cnn", dict(attention="cbam", reduction=16)),
     "resnet18 small stem": ("resnet18", dict(stem="small", dropout=0.3)),
     "resnet18 imagenet stem": ("resnet18", dict(stem="imagenet", dropout=0.5)),
-    "vit documented (tiny)": ("vit", dict(mode="documented")),
+    "vit resized (tiny)": ("vit", dict(mode="resized")),
     "mobilevit_xxs at 48 (its default)": ("mobilevit_xxs", dict()),
 }
 
@@ -68,44 +80,73 @@ def test_documented_configs_build_and_run(label):
         assert model(batch()).shape == (2, 7)
 
 
-def test_baseline_has_documented_parameter_count():
-    name, hparams = DOCUMENTED["simple_cnn baseline"]
-    assert count_parameters(create_model(name, **hparams)) == 4_720_263
+@pytest.mark.parametrize("label", SERIES)
+def test_the_series_layouts_have_the_parameter_counts_its_notebooks_printed(label):
+    name, hparams, count = SERIES[label]
+    assert count_parameters(create_model(name, **hparams)) == count
 
 
-def test_simple_cnn_v1_flattens_64x12x12():
-    name, hparams = DOCUMENTED["simple_cnn v1"]
-    linears = [m for m in create_model(name, **hparams).modules() if isinstance(m, nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linears] == [(64 * 12 * 12, 128), (128, 7)]
-
-
-def test_batch_norm_flag_adds_batch_norm_after_each_conv():
-    name, hparams = DOCUMENTED["simple_cnn v2"]
-    model = create_model(name, **hparams)
-    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 2
-
-
-def test_deeper_cnn_last_width_and_spatial_dropout():
-    name, hparams = DOCUMENTED["deeper_cnn v2"]
-    model = create_model(name, **hparams)
+def test_simple_cnn_runs_3x3_convs_with_one_dropout_after_fc1():
+    model = create_model("simple_cnn")
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    assert convs[-1].out_channels == 192
-    assert [m.p for m in model.modules() if isinstance(m, nn.Dropout2d)] == [0.1, 0.1]
+    assert [(m.out_channels, m.kernel_size) for m in convs] == [(32, (3, 3)), (64, (3, 3)), (128, (3, 3))]
+    head = [type(m).__name__ for m in model.classifier]
+    assert head == ["Flatten", "Linear", "ReLU", "Dropout", "Linear"]
+    assert (model.classifier[1].in_features, model.classifier[1].out_features) == (128 * 6 * 6, 512)
+    readme = create_model("simple_cnn", dropout_before_fc=True)
+    assert [type(m).__name__ for m in readme.classifier][:3] == ["Flatten", "Dropout", "Linear"]
 
 
-def test_deeper_cnn_v1_is_the_documented_seven_layer_cnn():
+def test_deeper_cnn_v1_has_the_notebooks_seven_convs():
     name, hparams = DOCUMENTED["deeper_cnn v1"]
     model = create_model(name, **hparams)
-    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    assert [type(m).__name__ for m in layers] == ["Conv2d"] * 4 + ["Linear"] * 3
-    assert [m.out_features for m in layers[4:]] == [512, 256, 7]
+    convs = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [32, 32, 64, 64, 128, 128, 256]
+    assert [m.out_features for m in model.modules() if isinstance(m, nn.Linear)] == [512, 256, 7]
     assert len([m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]) == 2  # "FC layers with BatchNorm"
 
 
-def test_normalisation_is_declared_by_the_vit_family_only():
+def test_deeper_cnn_v2_has_a_spatial_dropout_per_block_and_the_smaller_head():
+    name, hparams = DOCUMENTED["deeper_cnn v2"]
+    model = create_model(name, **hparams)
+    assert [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)][-1] == 192
+    assert [m.p for m in model.modules() if isinstance(m, nn.Dropout2d)] == [0.1, 0.2, 0.3, 0.4]
+    assert [m.out_features for m in model.modules() if isinstance(m, nn.Linear)] == [256, 128, 7]
+    # One number: the first half of the blocks, as before (model files keep their layer numbers).
+    one = create_model("deeper_cnn", convs_per_block=1, spatial_dropout=0.1)
+    assert [m.p for m in one.modules() if isinstance(m, nn.Dropout2d)] == [0.1, 0.1]
+    with pytest.raises(UserError, match="one per width"):
+        create_model("deeper_cnn", convs_per_block=(2, 2))
+
+
+def test_attention_cnn_gates_channels_only_as_the_notebook_did():
+    model = create_model("attention_cnn")
+    modules = list(model.modules())
+    gates = [m for m in modules if isinstance(m, ChannelAttn)]
+    assert len(gates) == 6 and [g.fc1.out_channels for g in gates[::2]] == [4, 8, 16]  # reduction 8
+    assert not any(isinstance(m, CbamModule) for m in modules)  # no spatial map
+    cbam = create_model("attention_cnn", attention="cbam")
+    assert sum(isinstance(m, CbamModule) for m in cbam.modules()) == 3
+
+
+def test_resnet_imagenet_input_feeds_224_pixels_in_three_imagenet_normalised_channels():
+    model = create_model("resnet18", stem="imagenet", imagenet_input=True).eval()
+    seen = {}
+    model.net.conv1.register_forward_hook(lambda module, inputs, output: seen.update(x=inputs[0]))
+    with torch.no_grad():
+        model(torch.full((1, 1, 48, 48), 0.5))
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    assert seen["x"].shape == (1, 3, 224, 224)
+    torch.testing.assert_close(seen["x"][0, :, 100, 100], (0.5 - mean) / std)
+    assert model.net.conv1.kernel_size == (7, 7) and isinstance(model.net.maxpool, nn.MaxPool2d)
+    with pytest.raises(UserError, match="imagenet_input"):
+        create_model("resnet18", stem="small", imagenet_input=True)
+
+
+def test_input_scaling_is_declared_by_vit_and_the_series_resnet_input_only():
     assert model_normalization("vit") == (0.5, 0.5)
+    assert model_normalization("resnet18", {"imagenet_input": True}) == (0.0, 1.0)  # 0..1 pixels, normalised inside
     assert all(model_normalization(name) is None for name in list_models() if name != "vit")
-    assert model_hparams("mobilevit_xxs")["input_size"] == 48  # the series fed 48x48
 
 
 def test_resnet_stems():
@@ -128,7 +169,7 @@ def test_registry_queries():
     assert list_models("resnet") == ["resnet18", "resnet34", "resnet50"]
     assert model_family("mobilevit_xxs") == "mobilevit"
     assert model_hparams("resnet18") == {"stem": "small", "dropout": 0.3, "zero_init_residual": False,
-                                         "drop_path": 0.0, "preact": False}
+                                         "drop_path": 0.0, "preact": False, "imagenet_input": False}
     rows = {row["name"]: row for row in describe_models()}
     assert rows["simple_cnn"]["family"] == "simple_cnn"
     assert rows["simple_cnn"]["parameters"] == count_parameters(create_model("simple_cnn"))
@@ -146,7 +187,8 @@ def test_unknown_hparam_names_it_and_lists_accepted():
 
 @pytest.mark.parametrize(
     "name, hparams",
-    [("resnet18", {"stem": "tiny"}), ("vit", {"mode": "native", "variant": "vit_base_patch16_224"}), ("simple_cnn", {"kernel_size": 4})],
+    [("resnet18", {"stem": "tiny"}), ("vit", {"mode": "native", "variant": "vit_base_patch16_224"}),
+     ("simple_cnn", {"kernel_size": 4}), ("attention_cnn", {"attention": "spatial"})],
 )
 def test_bad_hparam_values_are_user_errors(name, hparams):
     with pytest.raises(UserError):
@@ -168,7 +210,7 @@ def test_pretrained_checkpoint_dict_and_new_head(tmp_path, caplog):
     torch.save({"format": "fer_search.model/1", "state_dict": source.state_dict()}, path)
     loaded = create_model("simple_cnn", pretrained=str(path))  # 7 classes: the 5-class head is skipped
     torch.testing.assert_close(loaded.features[0].weight, source.features[0].weight)
-    assert "classifier.5.weight" in caplog.text
+    assert "classifier.4.weight" in caplog.text
 
 
 def test_pretrained_rgb_stem_is_summed_to_grayscale(tmp_path):
@@ -214,7 +256,7 @@ def empty_hf_cache(tmp_path, monkeypatch):
 def test_timm_pretrained_absent_offline_is_a_user_error(empty_hf_cache):
     offline_before = huggingface_hub.constants.HF_HUB_OFFLINE
     with pytest.raises(UserError, match="vit_tiny_patch16_224 not found offline.*pretrained=PATH"):
-        create_model("vit", mode="documented", pretrained="timm")
+        create_model("vit", mode="resized", pretrained="timm")
     assert huggingface_hub.constants.HF_HUB_OFFLINE == offline_before  # offline mode is scoped to the call
 
 
@@ -231,6 +273,31 @@ def test_timm_pretrained_loads_from_local_cache(empty_hf_cache):
     model = create_model("resnet18", stem="imagenet", pretrained="timm")
     torch.testing.assert_close(model.conv1.weight, timm_resnet.conv1.weight.sum(dim=1, keepdim=True))
     torch.testing.assert_close(model.layer3[0].downsample[0].weight, timm_resnet.layer3[0].downsample[0].weight)
+
+
+def _cache_timm_weights(cache, timm_name: str, hub_id: str) -> nn.Module:
+    """Lay out timm's (here: freshly initialised) weights as the Hugging Face cache stores a download."""
+    timm_model = timm.create_model(timm_name)
+    repo = cache / f"models--timm--{hub_id}"
+    commit = "0" * 40
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    safetensors.torch.save_file(timm_model.state_dict(), repo / "snapshots" / commit / "model.safetensors")
+    return timm_model
+
+
+def test_mobilevit_timm_if_cached_loads_cached_weights_else_says_random_init(empty_hf_cache):
+    model, init = create_initialised_model("mobilevit_xxs", pretrained="timm_if_cached", input_size=224)
+    assert init == "random init: pretrained weights for mobilevit_xxs not found offline; pass a local file with " \
+                   "pretrained=PATH"
+    timm_model = _cache_timm_weights(empty_hf_cache, "mobilevit_xxs", "mobilevit_xxs.cvnets_in1k")
+    model, init = create_initialised_model("mobilevit_xxs", pretrained="timm_if_cached", input_size=224)
+    assert init == "timm's pretrained weights (local cache)"
+    torch.testing.assert_close(model.net.stem.conv.weight, timm_model.stem.conv.weight.sum(dim=1, keepdim=True))
+    torch.testing.assert_close(model.net.stages[4][1].transformer[0].attn.qkv.weight,
+                               timm_model.stages[4][1].transformer[0].attn.qkv.weight)
+    assert model.net.head.fc.out_features == 7
 
 
 def test_timm_pretrained_for_a_model_without_timm_weights_is_a_user_error():

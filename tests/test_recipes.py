@@ -235,7 +235,9 @@ def test_gpu_accuracy_script_runs_end_to_end_with_smoke(tmp_path):
     done = subprocess.run(["bash", str(script), "synthetic", "--smoke"], capture_output=True, text=True, env=env,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    for line in ("time to test acc >= 0.6531:", "best single trial by validation:", "greedy ensemble of",
-                 "wall time, search and ensemble:"):
+    for line in ("best single trial by validation:", "greedy ensemble of", "wall time, search and ensemble:"):
         assert line in done.stdout, line
+    # The target is ResNet18 config 1's held-out test accuracy once a GPU has reproduced it, never 65.31%.
+    assert "time to test acc >= " in done.stdout or "no target yet (not measured" in done.stdout
+    assert "0.6531" not in done.stdout
     assert (tmp_path / "ensemble" / "ensemble.pt").is_file() and (tmp_path / "ensemble" / "report.md").is_file()

@@ -2,6 +2,7 @@
 from fer_search.models import attention_cnn, deeper_cnn, mobilevit, resnet, simple_cnn, vgg, vit  # noqa: F401  (registration)
 from fer_search.models.registry import (
     count_parameters,
+    create_initialised_model,
     create_model,
     describe_models,
     list_models,
@@ -13,6 +14,7 @@ from fer_search.models.registry import (
 
 __all__ = [
     "count_parameters",
+    "create_initialised_model",
     "create_model",
     "describe_models",
     "list_models",

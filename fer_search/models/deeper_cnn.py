@@ -1,12 +1,11 @@
 """deeper_cnn: VGG-style blocks of 3x3 conv + BN + ReLU, global average pooling, BN'd FC layers.
 
-The documentation fixes widths, BN placement, pooling and the head but not the convs per block;
-two per block (VGG's choice) is the default. The notes call v1 a "7-layer CNN": one conv per block
-and a two-layer FC head (4 convs + FC 512 + FC 256 + the output layer) fit that.
-
-Documented points (search_spaces/deeper_cnn.py):
-    v1  widths=(32, 64, 128, 256), convs_per_block=1, spatial_dropout=0.0, fc_width=(512, 256), dropout=0.5
-    v2  widths=(32, 64, 128, 192), convs_per_block=1, spatial_dropout=0.1, fc_width=(512, 256), dropout=0.7
+The series' layouts (search_spaces/deeper_cnn.py; parameter counts as the notebooks printed them):
+    v1 (run f1pw8dnp)  widths=(32, 64, 128, 256), convs_per_block=(2, 2, 2, 1), spatial_dropout=0.0,
+                       fc_width=(512, 256), dropout=0.5, bias_before_bn=True: the 7 convs, 849,255
+    v2 (run ql1dpugq)  widths=(32, 64, 128, 192), convs_per_block=(2, 2, 2, 1),
+                       spatial_dropout=(0.1, 0.2, 0.3, 0.4), fc_width=(256, 128), dropout=0.6,
+                       bias_before_bn=True: 593,063
 
 For a CPU budget, one conv per block and narrower widths cut the cost ~8x (convs_per_block=1,
 widths=(16, 32, 64, 128) or (24, 48, 96, 192), spatial_dropout=0.0); channels_last helps on CPU too.
@@ -29,28 +28,38 @@ def deeper_cnn(
     in_chans: int = 1,
     *,
     widths: Sequence[int] = (32, 64, 128, 192),
-    convs_per_block: int = 2,
-    spatial_dropout: float = 0.1,
+    convs_per_block: int | Sequence[int] = 2,
+    spatial_dropout: float | Sequence[float] = 0.1,
     fc_width: int | Sequence[int] = 256,
     dropout: float = 0.7,
+    bias_before_bn: bool = False,
 ) -> nn.Module:
-    """Per entry of `widths`: convs_per_block x [Conv3x3 BN ReLU], MaxPool2, and Dropout2d after
-    the first half of the blocks (the early, high-resolution ones). Then GAP -> [Linear BN ReLU
-    Dropout] per hidden width in `fc_width` (one int: one hidden layer) -> Linear(num_classes)."""
+    """Per entry of `widths`: convs_per_block x [Conv3x3 BN ReLU] (one number for every block, or one per
+    block), MaxPool2, then Dropout2d: `spatial_dropout` one rate per block (0 = none), or one number for
+    the first half of the blocks (the early, high-resolution ones). Then GAP -> [Linear BN ReLU Dropout]
+    per hidden width in `fc_width` (one int: one hidden layer) -> Linear(num_classes). bias_before_bn:
+    the convs and hidden FC layers keep a bias before their BN, as the notebooks' did."""
+    convs = [convs_per_block] * len(widths) if isinstance(convs_per_block, int) else list(convs_per_block)
+    if isinstance(spatial_dropout, (int, float)):  # (None: no layer; model files keep their layer numbers)
+        rates = [float(spatial_dropout) if block < len(widths) // 2 else None for block in range(len(widths))]
+    else:
+        rates = [float(rate) for rate in spatial_dropout]
     fc_layers = 1 if isinstance(fc_width, int) else len(fc_width)
-    if not 1 <= len(widths) <= 5 or convs_per_block < 1 or not 1 <= fc_layers <= 3:
+    if (not 1 <= len(widths) <= 5 or len(convs) != len(widths) or min(convs) < 1 or len(rates) != len(widths)
+            or not 1 <= fc_layers <= 3):
         raise UserError(
-            f"deeper_cnn needs 1 to 5 widths, convs_per_block >= 1 and 1 to 3 FC widths, got widths={widths}, "
-            f"convs_per_block={convs_per_block}, fc_width={fc_width}"
+            f"deeper_cnn needs 1 to 5 widths, convs_per_block >= 1 (one number, or one per width), spatial_dropout "
+            f"as one number or one per width, and 1 to 3 FC widths, got widths={widths}, "
+            f"convs_per_block={convs_per_block}, spatial_dropout={spatial_dropout}, fc_width={fc_width}"
         )
     layers: list[nn.Module] = []
     channels = in_chans
-    for block, width in enumerate(widths):
-        for _ in range(convs_per_block):
-            layers += conv_bn_relu(channels, width)
+    for width, count, rate in zip(widths, convs, rates):
+        for _ in range(count):
+            layers += conv_bn_relu(channels, width, bias=bias_before_bn)
             channels = width
         layers.append(nn.MaxPool2d(2))
-        if block < len(widths) // 2:
-            layers.append(nn.Dropout2d(spatial_dropout))
-    classifier = pooled_head(channels, fc_width, dropout, num_classes)
+        if rate is not None:
+            layers.append(nn.Dropout2d(rate))
+    classifier = pooled_head(channels, fc_width, dropout, num_classes, bias=bias_before_bn)
     return nn.Sequential(OrderedDict(features=nn.Sequential(*layers), classifier=classifier))

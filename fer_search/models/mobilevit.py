@@ -1,8 +1,11 @@
-"""mobilevit_xxs: timm's MobileViT-XXS, the series' final model, on grayscale FER input.
+"""mobilevit_xxs: timm's MobileViT-XXS on grayscale FER input.
 
-The input is fed at `input_size`: 48 by default, as the series did (the images' own size, no
-resizing). MobileViT halves the resolution five times and unfolds 2x2 patches, so timm interpolates
-feature maps at 48; 64 or 96 (resized inside `forward`) avoid that and are in the search.
+The series' "ViT" notebook (06_vit_transformer) built this network, ImageNet-pretrained, at 224x224,
+and its final model is the same network (search_spaces/mobilevit.py). It fed three equal copies of the
+gray image; a one-channel stem whose weights are the sum of the RGB stem's (timm's in_chans=1) computes
+the same. The input is resized inside `forward` to `input_size`: 224 is the series'; 48 (the default:
+no resizing) makes timm interpolate MobileViT's feature maps, which 64 or 96 avoid, at a fraction of
+224's cost.
 """
 from __future__ import annotations
 

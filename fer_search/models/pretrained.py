@@ -20,6 +20,12 @@ logger = logging.getLogger(__name__)
 
 # Prefixes that wrappers add to every key: DataParallel/DDP and torch.compile.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# The `pretrained` value for timm's weights where the local cache has them, else random init.
+TIMM_IF_CACHED = "timm_if_cached"
+
+
+class WeightsNotCached(UserError):
+    """timm's pretrained weights are not in the local cache (nothing is downloaded)."""
 
 
 def load_pretrained_file(model: nn.Module, path: str | Path) -> None:
@@ -122,6 +128,6 @@ def create_timm_model(timm_name: str, pretrained: bool, **kwargs: Any) -> nn.Mod
         try:
             return timm.create_model(timm_name, pretrained=True, **kwargs)
         except OSError as error:  # huggingface_hub's LocalEntryNotFoundError, torch.hub's URLError
-            raise UserError(
+            raise WeightsNotCached(
                 f"pretrained weights for {timm_name} not found offline; pass a local file with pretrained=PATH"
             ) from error

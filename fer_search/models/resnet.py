@@ -9,8 +9,11 @@ BatchNorm starts at 0, so every block starts as the identity), drop_path (stocha
 linearly to this rate over the blocks; torchvision's StochasticDepth) and preact (pre-activation
 blocks, He et al. 2016, built from timm's ResNetV2 with BatchNorm).
 
-Documented points: resnet18/resnet34 dropout 0.3 (config 1) or 0.5 / 0.4 (config 2);
-resnet50 dropout 0.5. Which stem the series used is not documented.
+imagenet_input=True is the input of the series' ResNets (notebook 05_resnet, coded there and trained from
+random init): the 48x48 image resized to 224, copied to three channels and normalised with ImageNet's
+per-channel mean and std, into the 7x7/2 stem with max-pool (stem="imagenet"); its parameter counts are
+the notebook's (resnet18 11,180,103; resnet34 21,288,263; resnet50 23,522,375). The model takes 0..1
+pixels then, and declares so (the trainer's input_scaling=auto gives it that).
 """
 from __future__ import annotations
 
@@ -24,10 +27,18 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from torchvision.ops import StochasticDepth
 
 from fer_search.errors import UserError
+from fer_search.models.layers import InputAdapter
 from fer_search.models.pretrained import create_timm_model, load_adapted_state_dict
 from fer_search.models.registry import register_model
 
 STEMS = ("small", "imagenet")
+SERIES_INPUT_SIZE = 224
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def _input_scaling(hparams: dict) -> tuple[float, float] | None:
+    """imagenet_input normalises inside the model, per channel: it takes 0..1 pixels."""
+    return (0.0, 1.0) if hparams.get("imagenet_input") else None
 
 
 def _build_resnet(
@@ -42,7 +53,15 @@ def _build_resnet(
     zero_init_residual: bool,
     drop_path: float,
     preact: bool,
+    imagenet_input: bool,
 ) -> nn.Module:
+    if imagenet_input:
+        if stem != "imagenet" or preact or in_chans != 1:
+            raise UserError(f"{name}: imagenet_input (the series' 224-pixel RGB input) goes with stem='imagenet', "
+                            f"standard blocks and grayscale input, got stem={stem!r}, preact={preact}, in_chans={in_chans}")
+        net = _build_resnet(name, block, layers, num_classes, 3, pretrained, stem, dropout, zero_init_residual,
+                            drop_path, preact, imagenet_input=False)
+        return InputAdapter(net, SERIES_INPUT_SIZE, repeat_to_chans=3, channel_stats=IMAGENET_STATS)
     if stem not in STEMS:
         raise UserError(f"{name}: stem must be one of {', '.join(STEMS)}, got {stem!r}")
     if not 0 <= drop_path < 1:
@@ -86,25 +105,25 @@ def _preact_resnet(block, layers: list[int], num_classes: int, in_chans: int, st
     return model
 
 
-@register_model
+@register_model(normalization=_input_scaling)
 def resnet18(num_classes: int = 7, in_chans: int = 1, pretrained: bool = False, *, stem: str = "small",
              dropout: float = 0.3, zero_init_residual: bool = False, drop_path: float = 0.0,
-             preact: bool = False) -> nn.Module:
+             preact: bool = False, imagenet_input: bool = False) -> nn.Module:
     return _build_resnet("resnet18", BasicBlock, [2, 2, 2, 2], num_classes, in_chans, pretrained, stem, dropout,
-                         zero_init_residual, drop_path, preact)
+                         zero_init_residual, drop_path, preact, imagenet_input)
 
 
-@register_model
+@register_model(normalization=_input_scaling)
 def resnet34(num_classes: int = 7, in_chans: int = 1, pretrained: bool = False, *, stem: str = "small",
              dropout: float = 0.3, zero_init_residual: bool = False, drop_path: float = 0.0,
-             preact: bool = False) -> nn.Module:
+             preact: bool = False, imagenet_input: bool = False) -> nn.Module:
     return _build_resnet("resnet34", BasicBlock, [3, 4, 6, 3], num_classes, in_chans, pretrained, stem, dropout,
-                         zero_init_residual, drop_path, preact)
+                         zero_init_residual, drop_path, preact, imagenet_input)
 
 
-@register_model
+@register_model(normalization=_input_scaling)
 def resnet50(num_classes: int = 7, in_chans: int = 1, pretrained: bool = False, *, stem: str = "small",
              dropout: float = 0.5, zero_init_residual: bool = False, drop_path: float = 0.0,
-             preact: bool = False) -> nn.Module:
+             preact: bool = False, imagenet_input: bool = False) -> nn.Module:
     return _build_resnet("resnet50", Bottleneck, [3, 4, 6, 3], num_classes, in_chans, pretrained, stem, dropout,
-                         zero_init_residual, drop_path, preact)
+                         zero_init_residual, drop_path, preact, imagenet_input)

@@ -83,20 +83,6 @@ def add_run_parser(subparsers) -> None:
     p.set_defaults(handler=_cmd_run, run_parser=p)  # the parser: --resume tells given options from defaults
 
 
-def add_reproduce_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "reproduce", help="run the documented series as documented and compare it with the notes",
-        description="Run only the documented points of the families, each exactly as documented (its epochs, "
-                    "early stopping, schedule, batch size, optimiser), several at once where resources allow, "
-                    "then print and write (reproduce.md, reproduce.csv beside the trials) what the notes "
-                    "reported next to what this run measured.")
-    p.add_argument("families", metavar="FAMILY[,FAMILY...]|all",
-                   help="simple_cnn, deeper_cnn, attention_cnn, resnet, vit, mobilevit, or all")
-    _add_shared_options(p, storage_help="results folder (local: the table is written beside the trials) [%(default)s]",
-                        name_help="experiment name [reproduce-FAMILIES-DATE-TIME]")
-    p.set_defaults(handler=_cmd_reproduce)
-
-
 def _add_shared_options(p, *, storage_help: str, name_help: str) -> None:
     from fer_search.cli import add_keep_test_copies
 
@@ -224,6 +210,10 @@ def _cmd_run(args) -> int:
 
     from fer_search.search.ray_tune import budget_ran_out, run_search
 
+    if not args.resume:
+        from fer_search.search.reproduce_cli import say_random_init
+
+        say_random_init(spaces)
     run_search(spaces, data, settings, resume=args.resume, num_samples=record.num_samples if record else None)
     if budget_ran_out():
         print(f"\nthe time budget ({args.time_budget:g} min) ran out: running trials were stopped at the end of "
@@ -350,62 +340,6 @@ def _spaces(args):
     if len(set(families)) < len(families):
         raise UserError(f"family given twice: {', '.join(families)}; one space per family")
     return spaces
-
-
-def _cmd_reproduce(args) -> int:
-    from fer_search.search import layout, reproduce
-    from fer_search.search.settings import SearchSettings, local_cpu_count, local_gpu_count, plan_resources, resolve_storage
-    from search_spaces import FAMILIES, load_documented
-
-    names = _family_names(args.families)
-    if not names:
-        raise UserError(f"name the families to reproduce ({', '.join(FAMILIES)}, or all)")
-    spaces = [load_documented(name) for name in names]
-    if args.max_train_images is not None and args.max_train_images < 0:
-        raise UserError(f"--max-train-images must be at least 0, got {args.max_train_images}")
-    storage = resolve_storage(args.storage)
-    if "://" in storage:
-        raise UserError(f"reproduce writes its table beside the trials: --storage must be a local folder, got {storage}")
-    name = args.name or "reproduce-" + "-".join(names) + time.strftime("-%Y%m%d-%H%M%S")
-    epochs = [space.points[point]["epochs"] for space in spaces for point in space.points]
-    # Every point runs its own epochs and ASHA lets it finish; max_epochs only sizes ASHA's rungs.
-    settings = SearchSettings(
-        storage=storage, name=name, num_samples=len(epochs), max_epochs=max(epochs), grace_period=1,
-        seed=args.seed, cpus=args.cpus, gpus=args.gpus, gpus_per_trial=args.gpus_per_trial,
-        cpus_per_trial=args.cpus_per_trial, max_train_images=args.max_train_images or 0,
-        wandb_project=args.wandb_project if args.wandb else None, experiment_type="reproduce",
-    )
-    if args.wandb:
-        _check_wandb()
-    plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
-
-    from fer_search.data import describe_load, load_data
-
-    data = load_data(args.data, seed=args.seed, drop_test_copies=not args.keep_test_copies)
-    sizes = ", ".join(f"{split} {len(images):,}" for split, images in data.splits().items())
-    print(describe_load(data))
-    print(f"reproduce {storage}/{name}: {len(epochs)} documented points of {', '.join(names)}, "
-          f"each with its own budget", flush=True)
-
-    from fer_search.search.ray_tune import run_search
-
-    run_search(spaces, data, settings)
-    header = [f"# The documented series, run as documented: {', '.join(names)}", "",
-              f"Data: {data.name} ({sizes}; version {data.fingerprint()}), seed {args.seed}; "
-              f"experiment {storage}/{name}, {time.strftime('%Y-%m-%d')}. Notes: documented-versions.md."]
-    if settings.max_train_images:
-        header += ["", f"**Not as documented: capped at {settings.max_train_images:,} training images per epoch.**"]
-    trials = layout.list_trials(storage, name)
-    rows = reproduce.build_table(spaces, trials)
-    md_path, csv_path, markdown = reproduce.write_table(rows, f"{storage}/{name}", header=header,
-                                                        notes=reproduce.point_notes(spaces))
-    print("\n" + markdown + f"\ntable: {md_path}\n       {csv_path}")
-    unmeasured = [t.name for t in trials if t.status != layout.COMPLETED]
-    if unmeasured:
-        print(f"error: {', '.join(unmeasured)} did not run to their end; see error.txt in the trial folders",
-              file=sys.stderr)
-        return 1
-    return 0
 
 
 def _check_wandb() -> None:

@@ -3,8 +3,10 @@
 Every trial's configuration is flat (trainer options and model hyperparameters at the top level)
 plus four labels (META_KEYS): `family`, `point` (the documented point's name, or "tpe"),
 `trial_number` (Optuna's, which orders and names the trial directories) and `split_seed` (the
-search's seed, which carved the validation split). A trial trains with seed `split_seed +
-trial_number`: trials that differ in their random draws make a better ensemble than copies. Optuna parameter
+search's seed, which carved the validation split). A TPE trial trains with seed `split_seed +
+trial_number`: trials that differ in their random draws make a better ensemble than copies. A documented
+point trains with `point_seed(split_seed, family, point)`, whatever else runs beside it, so `run
+simple_cnn`, `reproduce simple_cnn` and `reproduce all` train the same model for it. Optuna parameter
 names carry the family ("resnet.lr") so that families with different choices for the same key can
 share one study; non-scalar choices (layer widths) are given to Optuna as their JSON text.
 
@@ -15,6 +17,7 @@ starting configuration like any other trial.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from typing import Any
@@ -23,6 +26,13 @@ from search_spaces import SearchSpace, active_spec, in_range
 
 TPE_POINT = "tpe"
 META_KEYS = ("family", "point", "trial_number", "split_seed")
+
+
+def point_seed(seed: int, family: str, point: str) -> int:
+    """A documented point's training seed, from the run's seed and the point's name: sha256, which is the
+    same in every process (Python's hash() of a string is salted per process)."""
+    digest = hashlib.sha256(f"{seed}/{family}/{point}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") >> 1  # below 2**31: torch and numpy take it
 
 
 class SpaceSampler:
@@ -73,7 +83,8 @@ class SpaceSampler:
         if (family, point) in self.budgeted_points:
             del run_wide["epochs"]
         seed = run_wide.get("seed", 0)
-        return {**config, **run_wide, "seed": seed + trial.number, "family": family,
+        trial_seed = point_seed(seed, family, point) if point else seed + trial.number
+        return {**config, **run_wide, "seed": trial_seed, "family": family,
                 "point": point or TPE_POINT, "trial_number": trial.number, "split_seed": seed}
 
 

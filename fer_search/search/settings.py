@@ -18,7 +18,7 @@ from fer_search.search.study import StudyLocation, default_location
 from search_spaces import SearchSpace
 
 
-# ViT at 224x224 (mode=documented) is by far the largest model: more than two trials on one GPU is
+# ViT at 224x224 (mode=resized) is by far the largest model: more than two trials on one GPU is
 # asking for out-of-memory errors, so a smaller share is warned about.
 VIT_LEAST_GPU_SHARE = 0.5
 
@@ -95,7 +95,7 @@ def plan_resources(settings: SearchSettings, spaces: list[SearchSpace], *, cpus_
                             "--gpus-per-trial 1 or less")
         if family == "vit" and 0 < need < VIT_LEAST_GPU_SHARE:
             warnings.warn(f"--gpus-per-trial {need:g} puts {math.floor(1 / need)} ViT trials on one GPU; at 224x224 "
-                          "(mode=documented) they may run out of its memory (each trial's share caps its memory)",
+                          "(mode=resized) they may run out of its memory (each trial's share caps its memory)",
                           stacklevel=2)
         if need > gpus:
             raise UserError(f"a {family} trial asks for {need:g} GPU(s) but the search has {gpus}; "

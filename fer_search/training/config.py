@@ -9,11 +9,16 @@ from typing import Any
 from fer_search.errors import UserError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("none", "plateau", "cosine", "onecycle")
+SCHEDULES = ("none", "plateau", "cosine", "onecycle", "step")
 IMBALANCE_OPTIONS = ("none", "weighted_loss", "oversample", "both")
 TTA_OPTIONS = ("none", "flip", "crops")
 SELECTION_METRICS = ("val_acc", "val_macro_f1")
 PRECISIONS = ("auto", "bf16", "fp32")
+# How 0..255 pixels become the network's input: `auto` is the model's declared scaling (vit: symmetric; a
+# ResNet with imagenet_input: unit), else `dataset` (the training set's mean and std); `symmetric` is
+# torchvision's Normalize(0.5, 0.5) after ToTensor, i.e. [-1, 1], as the series' 48x48 notebooks fed it;
+# `unit` is ToTensor's [0, 1].
+INPUT_SCALINGS = {"auto": None, "dataset": None, "symmetric": (0.5, 0.5), "unit": (0.0, 1.0)}
 
 # The documented augmentation list at strength 1.0 (documented-versions.md, deeper_cnn v3).
 DOCUMENTED_AUGMENTATION = {
@@ -33,7 +38,9 @@ PROBABILITIES = ("hflip", "erasing")
 class TrainConfig:
     arch: str = "simple_cnn"
     model: dict[str, Any] = field(default_factory=dict)  # the architecture's own hyperparameters
-    pretrained: str | None = None  # local weights file, or "timm" for timm's local cache
+    # A local weights file, "timm" for timm's weights from the local cache, or "timm_if_cached": those where the
+    # cache has them, else random init (the model file records which).
+    pretrained: str | None = None
     epochs: int = 20
     batch_size: int = 64
     optimizer: str = "adam"
@@ -49,6 +56,9 @@ class TrainConfig:
     cosine_t_max: int = 0
     plateau_patience: int = 3
     plateau_factor: float = 0.5
+    step_size: int = 10  # step only: the lr is multiplied by step_gamma every step_size epochs (torch's StepLR)
+    step_gamma: float = 0.1
+    grad_clip: float = 0.0  # largest gradient norm of a step (torch's clip_grad_norm_); 0 = off
     patience: int = 0  # early stopping on the selection metric; 0 = off (off for runs that anneal to their end)
     imbalance: str = "none"
     label_smoothing: float = 0.0
@@ -70,6 +80,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of the weights (timm ModelEmaV3); 0 = off
     tta: str = "none"  # test-time augmentation used when evaluating
     metric: str = "val_acc"  # selects the best epoch and drives early stopping
+    input_scaling: str = "auto"  # INPUT_SCALINGS
     seed: int = 0
     compile: bool = False  # torch.compile (CUDA; slow to start)
     precision: str = "auto"  # training matmuls: bf16 (autocast) on CUDA and on CPUs with native bf16, else fp32
@@ -83,6 +94,7 @@ class TrainConfig:
         _check_choice("tta", self.tta, TTA_OPTIONS)
         _check_choice("metric", self.metric, SELECTION_METRICS)
         _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("input_scaling", self.input_scaling, tuple(INPUT_SCALINGS))
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"option '{name}' must be at least 1, got {getattr(self, name)}")
@@ -98,9 +110,12 @@ class TrainConfig:
         if not 0 <= self.warmup_fraction < 1 or (self.warmup_fraction and self.warmup_epochs):
             raise UserError(f"option 'warmup_fraction' must be in [0, 1) and not set with warmup_epochs, "
                             f"got {self.warmup_fraction} (warmup_epochs {self.warmup_epochs})")
-        for name in ("cosine_t_max", "overfit_images"):
+        for name in ("cosine_t_max", "overfit_images", "grad_clip"):
             if getattr(self, name) < 0:
                 raise UserError(f"option '{name}' must be 0 or more, got {getattr(self, name)}")
+        if self.step_size < 1 or not 0 < self.step_gamma <= 1:
+            raise UserError(f"options 'step_size' must be at least 1 and 'step_gamma' in (0, 1], got "
+                            f"step_size={self.step_size}, step_gamma={self.step_gamma}")
         if self.imbalance == "both":
             warnings.warn(
                 "imbalance=both combines class-weighted loss with oversampling; the documented v3 run "
@@ -110,8 +125,8 @@ class TrainConfig:
 
     @property
     def early_stopping(self) -> bool:
-        """Patience applies to constant, plateau and periodic cosine (cosine_t_max) schedules: one-cycle and
-        whole-run cosine schedules must anneal to their end."""
+        """Patience applies to constant, plateau, step and periodic cosine (cosine_t_max) schedules: one-cycle
+        and whole-run cosine schedules must anneal to their end."""
         anneals_once = self.schedule == "onecycle" or (self.schedule == "cosine" and not self.cosine_t_max)
         return self.patience > 0 and not anneals_once
 

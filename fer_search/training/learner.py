@@ -61,6 +61,7 @@ class Learner:
     pixel_std: float
     generator: torch.Generator
     bf16: bool  # autocast the forward pass
+    grad_clip: float = 0.0  # largest gradient norm of a step; 0 = off
     steps_done: int = 0
 
     def epoch(self, images: torch.Tensor, labels: torch.Tensor, order: torch.Tensor, batch_size: int, steps: int,
@@ -86,6 +87,8 @@ class Learner:
             loss, logits = self.criterion(self.step_fn, x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), self.grad_clip)
         self.optimizer.step()
         self.steps_done += 1
         if self.scheduler_per_step:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,10 @@ from timm.utils import ModelEmaV3
 
 from fer_search.data.types import NUM_CLASSES, FERData, Split
 from fer_search.errors import UserError
-from fer_search.models import create_model, model_normalization
+from fer_search.models import create_initialised_model, model_normalization
 from fer_search.progress import progress_bar
 from fer_search.training import checkpoint
-from fer_search.training.config import TrainConfig
+from fer_search.training.config import INPUT_SCALINGS, TrainConfig
 from fer_search.training.imbalance import oversampled_epoch
 from fer_search.training.learner import Criterion, Learner
 from fer_search.training.metrics import classification_metrics, negative_log_likelihood
@@ -108,11 +109,9 @@ def train(
     # Data on the device, once, as uint8.
     images = torch.as_tensor(train_split.images).to(dev)
     labels = torch.as_tensor(train_split.labels).to(dev)
-    # A family documented with its own normalisation (vit: 0.5, 0.5) keeps it; the others take the training set's.
-    mean, std = model_normalization(config.arch) or (float(train_split.images.mean()) / 255.0,
-                                                     float(train_split.images.std()) / 255.0)
+    mean, std = input_normalization(config, train_split.images)
 
-    network = _build_network(config, dev)
+    network, init = _build_network(config, dev, say=progress)
     ema = ModelEmaV3(network, decay=config.ema, use_warmup=True) if config.ema > 0 else None
     scored = ema.module if ema is not None else network  # the weights that are evaluated, kept and saved
     evaluator = NormalizedModel(scored, mean, std, config.tta, config.crop)
@@ -122,7 +121,8 @@ def train(
     scheduler = _make_scheduler(config, optimizer, steps_per_epoch)
     learner = Learner(network, torch.compile(network) if config.compile else network, ema, optimizer, scheduler,
                       config.schedule in ("cosine", "onecycle"), Criterion.for_config(config, train_split.labels, dev),
-                      config.augmentation(), mean * 255.0, std * 255.0, generator, _bf16(config.precision, dev))
+                      config.augmentation(), mean * 255.0, std * 255.0, generator, _bf16(config.precision, dev),
+                      grad_clip=config.grad_clip)
 
     progress_state = Progress()
     if resume is not None:
@@ -151,6 +151,8 @@ def train(
         }
         if config.schedule == "plateau":
             scheduler.step(metrics[config.metric])
+        elif config.schedule == "step":
+            scheduler.step()
 
         best = progress_state.best
         is_best = keep == "last" or best is None or metrics[config.metric] > best.metrics[config.metric]
@@ -166,6 +168,7 @@ def train(
             entry = checkpoint.model_entry(config.arch, config.model, scored.state_dict(), (mean, std),
                                            config=config.to_flat(), epoch=epoch, metrics=metrics, tta=config.tta,
                                            crop=config.crop)
+            entry["init"] = init
             progress_state.best = BestSnapshot(epoch, dict(metrics), entry, val_probs, test_probs)
         progress_state.record(epoch, metrics, is_best)
         stop = config.early_stopping and progress_state.bad_epochs >= config.patience
@@ -205,8 +208,19 @@ class Progress:
         self.bad_epochs = 0 if is_best else self.bad_epochs + 1
 
 
-def _build_network(config: TrainConfig, dev: torch.device) -> torch.nn.Module:
-    network = create_model(config.arch, num_classes=NUM_CLASSES, pretrained=config.pretrained, **config.model)
+def input_normalization(config: TrainConfig, train_images: np.ndarray) -> tuple[float, float]:
+    """(mean, std) on 0..1 pixels, from config.input_scaling (auto: the model's declared one, else the data's)."""
+    declared = model_normalization(config.arch, config.model) if config.input_scaling == "auto" else None
+    fixed = declared or INPUT_SCALINGS[config.input_scaling]
+    return fixed or (float(train_images.mean()) / 255.0, float(train_images.std()) / 255.0)
+
+
+def _build_network(config: TrainConfig, dev: torch.device, say: bool) -> tuple[torch.nn.Module, str]:
+    """The network and how its weights started (recorded in the model file)."""
+    network, init = create_initialised_model(config.arch, num_classes=NUM_CLASSES, pretrained=config.pretrained,
+                                             **config.model)
+    if say and init.startswith("random init:"):
+        print(f"{config.arch}: {init}", file=sys.stderr)
     if config.crop:
         try:
             with torch.no_grad():
@@ -215,7 +229,7 @@ def _build_network(config: TrainConfig, dev: torch.device) -> torch.nn.Module:
             raise UserError(f"option 'crop' ({config.crop}) needs a model that takes other sizes than 48x48; "
                             f"{config.arch} with these settings does not (use pad_crop instead)") from None
     # channels_last speeds convolutions on CUDA and on CPU alike (oneDNN): 25-65% for our CNNs on CPU.
-    return network.to(dev).to(memory_format=torch.channels_last)
+    return network.to(dev).to(memory_format=torch.channels_last), init
 
 
 def _bf16(precision: str, dev: torch.device) -> bool:
@@ -281,6 +295,8 @@ def _make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
+    if config.schedule == "step":  # stepped once per epoch, as the series' ResNets did
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.step_gamma)
     return None
 
 
