@@ -51,8 +51,8 @@ def run_once(folder: Path) -> dict:
         seconds.append(round(time.perf_counter() - started, 1))
     storage = folder / "runs"
     trials = layout.list_trials(storage, layout.list_experiments(storage)[-1])
-    return {"search_s": seconds[0], "ensemble_s": seconds[1], "total_s": round(sum(seconds), 1),
-            "outcome": {"trials": {t.name: _trial(t) for t in trials}, **_ensemble(storage / "ensemble" / "ensemble.pt")}}
+    outcome = {"trials": {t.name: _trial(t) for t in trials}, **_ensemble(storage / "ensemble" / "ensemble.pt")}
+    return {"search_s": seconds[0], "ensemble_s": seconds[1], "total_s": round(sum(seconds), 1), "outcome": outcome}
 
 
 def _trial(trial: layout.Trial) -> dict:
