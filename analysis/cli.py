@@ -54,6 +54,8 @@ def add_analysis_parsers(subparsers) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto, for --tta and --refit [%(default)s]")
     add_keep_test_copies(p)
     p.add_argument("--out", help="output folder [STORAGE/ensemble]")
+    p.add_argument("--json", dest="json_out", metavar="FILE",
+                   help="also write the scores (each member and the ensemble; validation, and test) as JSON")
     p.set_defaults(handler=cmd_ensemble)
 
     p = subparsers.add_parser(
@@ -177,6 +179,8 @@ def _ensemble(args) -> int:
 
     summary = scores.summary({**{m.name: float(w) for m, w in zip(ensemble.members, ensemble.weights)}, ENSEMBLE: 1.0})
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+    if args.json_out:
+        Path(args.json_out).write_text(summary.to_json(orient="index", indent=2))
     chosen_from = f" chosen from the best {ensemble.library}" if ensemble.library else ""
     print(f"\n{args.method} ensemble of {sum(ensemble.weights > 0)} trial(s){chosen_from}, temperature "
           f"{ensemble.temperature:.3f}; "

@@ -41,7 +41,7 @@ def cmd_dashboard(args) -> int:
     import optuna_dashboard
 
     try:
-        optuna_dashboard.run_server(database, host=args.host, port=args.port)
+        optuna_dashboard.run_server(study.optuna_storage(database), host=args.host, port=args.port)
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
                         "pass another --port") from None

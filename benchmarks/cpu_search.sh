@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
-# A real-data search that fits this project's 2-core CPU machine in under 20 minutes:
-#   benchmarks/cpu_search.sh STORAGE_DIR [DATA]      (DATA defaults to ../shared/fer2013)
-# Two one-thread trials at a time over benchmarks/cpu_space.yaml, 19 epochs each: an epoch of this network
-# costs about 53 CPU-core-seconds (one thread or two), so the 18.5-minute budget buys about 40 epochs, and two
-# full-length runs that anneal to their end make better ensemble members than more, shorter ones. ASHA's
-# grace period is the whole run. The time budget ends the search whatever happens (a trial cut there keeps
-# its best epoch and still counts). Then it prints what the search reached (test is reported, never
-# selected on). A longer --time-budget and more --num-samples go on with TPE over the space's ranges.
-# Next: python -m fer_search ensemble --top 3 --storage STORAGE_DIR --name cpu_search --data DATA --tta crops
+# A real-data search planned to fit MINUTES on this machine, then its ensemble (one evaluation):
+#   benchmarks/cpu_search.sh STORAGE_DIR [DATA] [MINUTES] [run options...]
+#   (DATA defaults to ../shared/fer2013, MINUTES to 20; e.g. `... /tmp/s ../shared/fer2013 20 --set precision=fp32`)
+# `run --time-budget MINUTES` measures this machine (one two-thread trial vs two one-thread trials at once, on
+# the network of benchmarks/cpu_space.yaml) and plans: its two points (light and stronger regularisation, the
+# recipe of cpu_train.sh) each get the epochs that fill the budget, so both anneal to their end on any CPU and
+# the ensemble has two strong, different members, rather than more, shorter trials. A longer --time-budget with
+# more --num-samples goes on with TPE over the space's ranges. Then `ensemble --top 3 --tta crops` (members,
+# weights and temperature chosen on validation; test scored once, reported only). Figures go to
+# benchmarks/results/cpu_search-LABEL.json.
 set -euo pipefail
 if [ $# -lt 1 ]; then
-    echo "usage: $0 STORAGE_DIR [DATA]" >&2
+    echo "usage: $0 STORAGE_DIR [DATA] [MINUTES] [run options...]" >&2
     exit 2
 fi
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 storage="$1"
 data="${2:-$repo/../shared/fer2013}"
+minutes="${3:-20}"
+shift $(( $# < 3 ? $# : 3 ))
 started=$(date +%s.%N)
 python -m fer_search run --space "$repo/benchmarks/cpu_space.yaml" --data "$data" --storage "$storage" \
-    --name cpu_search --num-samples 2 --max-epochs 19 --grace-period 19 \
-    --cpus-per-trial 1 --gpus 0 --time-budget 18.5 --seed 0
+    --name cpu_search --num-samples 2 --gpus 0 --time-budget "$minutes" --seed 0 "$@"
+searched=$(date +%s.%N)
 python "$repo/benchmarks/search_summary.py" "$storage" cpu_search --started "$started"
-echo "search wall time: $(python -c "import time; print(round(time.time() - $started))") s"
+python -m fer_search ensemble --top 3 --storage "$storage" --name cpu_search --data "$data" --tta crops \
+    --out "$storage/ensemble" --json "$storage/ensemble/scores.json"
+python "$repo/benchmarks/budget_figures.py" search "$storage" cpu_search --minutes "$minutes" --started "$started" \
+    --searched "$searched" --ensemble-json "$storage/ensemble/scores.json"

@@ -114,7 +114,8 @@ def save(name: str, figures: dict[str, Any], *, label: str | None = None, comman
 
 def load(name: str, label: str | None = None, directory: Path | None = None) -> dict[str, Any]:
     stem = f"{name}-{label}" if label else name
-    return json.loads((Path(directory or RESULTS_DIR) / f"{stem}.json").read_text())
+    return json.loads((Path(directory or os.environ.get("FER_SEARCH_RESULTS_DIR") or RESULTS_DIR)
+                       / f"{stem}.json").read_text())
 
 
 def _parse_value(text: str) -> Any:

@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import warnings
 
 from fer_search.errors import UserError
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arch", help="model name (see `models`)")
     p.add_argument("--data", default=_data_default(), help="FER2013 path (any form) or 'synthetic' [%(default)s]")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the config's, 20)")
+    p.add_argument("--time-budget", type=float, metavar="MINUTES",
+                   help="instead of --epochs: measure this machine's speed and train the epochs that fit in MINUTES "
+                        "from the command's start (the schedule anneals to its end); plan vs actual in OUT/plan.json")
     p.add_argument("--out", required=True, help="output folder for model.pt and metrics.csv")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a training or model hyperparameter, e.g. --set lr=5e-4 --set dropout=0.4")
@@ -94,9 +98,12 @@ def _add_analysis_commands(commands) -> None:
 
 
 def _cmd_train(args) -> int:
+    started = time.time()  # a --time-budget counts from here
     from fer_search.data import describe_load, load_data
     from fer_search.training import TrainConfig, parse_set_options, train
 
+    if args.time_budget is not None and (args.epochs is not None or not args.time_budget > 0):
+        raise UserError("--time-budget MINUTES (more than 0) plans the epochs: leave --epochs out")
     values = parse_set_options(args.set)
     values["arch"] = args.arch
     if args.epochs is not None:
@@ -106,7 +113,16 @@ def _cmd_train(args) -> int:
     config = TrainConfig.from_flat(values)
     data = load_data(args.data, seed=config.seed, drop_test_copies=not args.keep_test_copies)
     print(describe_load(data))
+    if args.time_budget:
+        from pathlib import Path
+
+        from fer_search.search import budget
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        config = budget.plan_train(config, data, args.time_budget, started, args.device, Path(args.out))
     result = train(config, data, device=args.device, out_dir=args.out)
+    if args.time_budget:
+        budget.report_train(Path(args.out), len(result.history))
     best = result.best.metrics
     print(f"\nbest epoch {result.best.epoch} ({result.finished_by}): val acc {best['val_acc']:.4f}, "
           f"val macro-F1 {best['val_macro_f1']:.4f}")

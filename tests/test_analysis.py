@@ -149,7 +149,8 @@ def _kaggle_csv(data, path: Path) -> Path:
 def test_ensemble_command_report_and_evaluate_round_trip(search, candidates, tmp_path, capsys, monkeypatch):
     storage, name, data = search
     out = tmp_path / "out"
-    assert main(["ensemble", "--storage", str(storage), "--name", name, "--top", "3", "--out", str(out)]) == 0
+    assert main(["ensemble", "--storage", str(storage), "--name", name, "--top", "3", "--out", str(out),
+                 "--json", str(tmp_path / "scores.json")]) == 0
     printed = capsys.readouterr().out
     assert "validation only" in printed and "ensemble.pt" in printed
     report = (out / "report.md").read_text()
@@ -163,6 +164,7 @@ def test_ensemble_command_report_and_evaluate_round_trip(search, candidates, tmp
 
     in_process = score(_ensemble(candidates, "greedy")).reports["test"]["ensemble"]["accuracy"]
     assert "| ensemble | 1.0000 |" in report and f"{in_process:.4f}" in report
+    assert json.loads((tmp_path / "scores.json").read_text())["ensemble"]["test_acc"] == in_process  # --json
     monkeypatch.setenv("FER_SEARCH_CACHE", str(tmp_path / "cache"))
     csv = _kaggle_csv(data, tmp_path / "fer2013.csv")
     assert main(["evaluate", str(out / "ensemble.pt"), "--data", str(csv), "--split", "test", "--json"]) == 0

@@ -1,38 +1,53 @@
-"""`run --resume`: after the driver is killed mid-search (SIGKILL: no chance to clean up), and what it
-refuses or rebuilds (the experiment record, ASHA's rungs, errored trials told to TPE)."""
+"""`run --resume`: after the driver is killed mid-search (SIGKILL: no chance to clean up), of an experiment folder
+moved or copied elsewhere, and what it refuses or rebuilds (the experiment record, ASHA's rungs). The searcher stack's
+part of a resume, killed at every study write: test_resume_settle.py."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from fer_search.cli import main
 from fer_search.search import layout
-from fer_search.search.study import load_study
 
 SPACES = Path(__file__).parent / "spaces"
 ENDED = (layout.COMPLETED, layout.STOPPED)
 
 
-def _saved_as_ended(experiment: Path) -> set[str]:
-    """Trial names that Ray's own experiment state (what --resume restores) records as ended."""
-    names = set()
-    for state in experiment.glob("experiment_state-*.json"):
-        try:
-            trials = json.loads(state.read_text())["trial_data"]
-        except (json.JSONDecodeError, KeyError):
-            continue  # caught mid-write
-        for trial_json, _ in trials:
-            trial = json.loads(trial_json)
-            if trial["status"] == "TERMINATED":
-                names.add(trial["relative_logdir"])
-    return names
+def _saved_trials(experiment: Path) -> dict[str, tuple[int, str]]:
+    """Ray's newest saved experiment state (what --resume restores): trial name -> (study trial number, status);
+    empty while there is none, or while Ray is writing it."""
+    states = sorted(experiment.glob("experiment_state-*.json"))
+    try:
+        trials = json.loads(states[-1].read_text())["trial_data"] if states else []
+    except (json.JSONDecodeError, KeyError):
+        return {}
+    saved = {}
+    for trial_json, _ in trials:
+        trial = json.loads(trial_json)
+        saved[trial["relative_logdir"] or trial["trial_id"]] = (trial["config"]["trial_number"], trial["status"])
+    return saved
+
+
+def _study_states(experiment: Path) -> dict[int, str]:
+    """The study's trials (number -> state), read as another process would while the driver writes."""
+    database = experiment / "study.db"
+    if not database.is_file():
+        return {}
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
+            return dict(connection.execute("SELECT number, state FROM trials ORDER BY number"))
+    except sqlite3.Error:  # tables not made yet
+        return {}
 
 
 def _trials(experiment: Path) -> list[layout.Trial]:
@@ -40,80 +55,183 @@ def _trials(experiment: Path) -> list[layout.Trial]:
 
 
 # The five moments a driver is killed at, each a test of the experiment folder and the driver's log
-# (its console: one line per trial start and end). Trial files reach the storage folder only when Ray
-# copies them there, so the console says first what is going on.
-def _loading_data(experiment: Path, log: str, checkpoints_before: set[Path]) -> bool:
+# (its console: one line per trial start and end), never of the time. Trial files reach the storage folder
+# only when Ray copies them there, so the console says first what is going on.
+@dataclass
+class Seen:
+    log: str  # the driver's console so far
+    checkpoints_before: set[Path]  # the trials' checkpoint folders when the driver started
+    numbers_before: set[int]  # the study's trials that had been asked for when the driver started
+
+
+def _loading_data(experiment: Path, seen: Seen) -> bool:
     """`--resume` found nothing started and said so; the data is loading (it prints "data:" when done)."""
-    return "starting it" in log and "data:" not in log
+    return "starting it" in seen.log and "data:" not in seen.log
 
 
-def _first_epoch_of_first_trial(experiment: Path, log: str, checkpoints_before: set[Path]) -> bool:
-    return "] start  000_" in log and "] best " not in log and "] end " not in log
+def _first_epoch_of_first_trial(experiment: Path, seen: Seen) -> bool:
+    return "] start  000_" in seen.log and "] best " not in seen.log and "] end " not in seen.log
 
 
-def _between_two_trials(experiment: Path, log: str, checkpoints_before: set[Path]) -> bool:
-    """A trial has just ended, and no other has reported since."""
-    events = [line.split("] ", 1)[1] for line in log.splitlines() if line.startswith("[")]
-    return bool(events) and events[-1].startswith("end ")
+def _between_ask_and_snapshot(experiment: Path, seen: Seen) -> bool:
+    """This driver has asked the study for a trial that Ray's saved state does not hold yet: killed now, Ray will
+    not restore it."""
+    saved = {number for number, _ in _saved_trials(experiment).values()}
+    asked = {number for number, state in _study_states(experiment).items() if state == "RUNNING"}
+    return bool(saved) and bool(asked - saved - seen.numbers_before)
 
 
-def _writing_a_checkpoint(experiment: Path, log: str, checkpoints_before: set[Path]) -> bool:
+def _writing_a_checkpoint(experiment: Path, seen: Seen) -> bool:
     """A checkpoint folder has appeared that was not there before: Ray is copying it into place."""
-    return bool(set(experiment.glob("*/checkpoint_*")) - checkpoints_before)
+    return bool(set(experiment.glob("*/checkpoint_*")) - seen.checkpoints_before)
 
 
-def _gathering_results(experiment: Path, log: str, checkpoints_before: set[Path]) -> bool:
+def _gathering_results(experiment: Path, seen: Seen) -> bool:
     """The last trial has ended; the driver is saving its state, stopping Ray, printing the outcome."""
-    return "0 running, 3/3 ended" in log
+    return "0 running, 3/3 ended" in seen.log
+
+
+def _kill_at(moment, command: list[str], experiment: Path, log: Path) -> int:
+    """Runs the driver until `moment` holds, then SIGKILLs it with its Ray processes; its return code."""
+    asked = {number for number, state in _study_states(experiment).items() if state != "WAITING"}
+    seen = Seen("", set(experiment.glob("*/checkpoint_*")), asked)
+    with open(log, "w") as out:
+        # Its own session: killing the group takes Ray's processes down with the driver.
+        driver = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 600
+            while driver.poll() is None and time.monotonic() < deadline and not moment(experiment, seen):
+                time.sleep(0.05)
+                seen.log = log.read_text()
+        finally:
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    return driver.returncode
 
 
 @pytest.mark.slow
 def test_resume_after_the_driver_is_killed_at_five_points(tmp_path):
     """SIGKILL at each of five moments, then `run --resume`: what had ended stays as it was, the search
-    ends with every requested trial (and one more, asked for by the last resume), and `ensemble` works."""
+    ends with every requested trial and each documented point run once (and one trial more, asked for by the
+    last resume), the study agrees with the files, and `ensemble` works."""
     storage, name = tmp_path / "runs", "resume"
     experiment = storage / name
     command = [sys.executable, "-m", "fer_search", "run", "--space", str(SPACES / "tiny_simple_cnn.yaml"),
                "--data", "synthetic", "--storage", str(storage), "--name", name, "--num-samples", "3",
                "--max-epochs", "3", "--grace-period", "3", "--max-train-images", "2048", "--cpus", "1", "--resume"]
     ended: dict[str, tuple] = {}  # trial name -> (status, epochs, metrics) when first seen ended
-    for attempt, moment in enumerate((_loading_data, _first_epoch_of_first_trial, _between_two_trials,
+    history = []  # what each kill left, for the failure messages
+    for attempt, moment in enumerate((_loading_data, _first_epoch_of_first_trial, _between_ask_and_snapshot,
                                       _writing_a_checkpoint, _gathering_results)):
-        checkpoints_before = set(experiment.glob("*/checkpoint_*"))
         log = tmp_path / f"run{attempt}.log"
-        with open(log, "w") as out:
-            # Its own session: killing the group takes Ray's processes down with the driver.
-            driver = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                deadline = time.monotonic() + 600
-                while (driver.poll() is None and time.monotonic() < deadline
-                       and not moment(experiment, log.read_text(), checkpoints_before)):
-                    time.sleep(0.05)
-            finally:
-                if driver.poll() is None:
-                    os.killpg(driver.pid, signal.SIGKILL)
-                driver.wait()
-        assert driver.returncode == -signal.SIGKILL, f"{moment.__name__}: the driver ended first\n{log.read_text()}"
+        code = _kill_at(moment, command, experiment, log)
+        history.append(f"killed {moment.__name__}: study {_study_states(experiment)}, Ray saved "
+                       f"{_saved_trials(experiment)}")
+        assert code == -signal.SIGKILL, f"{moment.__name__}: the driver ended first\n{log.read_text()}"
+        saved = _saved_trials(experiment)
         for trial in _trials(experiment):
-            if trial.name in _saved_as_ended(experiment) and trial.name not in ended:
+            if saved.get(trial.name, (0, ""))[1] == "TERMINATED" and trial.name not in ended:
                 ended[trial.name] = (trial.status, trial.epochs, trial.summary()["metrics"])
 
     # The last resume also asks for one trial more: a finished search extends where its study was.
     rerun = subprocess.run(command + ["--num-samples", "4"], capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    history.append(f"after the last resume: study {_study_states(experiment)}")
+    story = "\n".join(history)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr + story
     assert "4 trials in all" in rerun.stdout
     after = layout.list_trials(storage, name)
-    assert len({t.number for t in after}) == len(after) == 4  # every requested trial, none twice
-    # A trial a killed driver had started after Ray last saved its state is lost with it: FAIL in the study
-    # (so its number is not reused), never left RUNNING; the study holds every trial that ran.
-    in_study = {t.number: t.state.name for t in load_study(experiment).trials}
-    assert "RUNNING" not in in_study.values()
-    assert {number for number, state in in_study.items() if state != "FAIL"} == {t.number for t in after}
-    assert all(t.status in ENDED and t.model_path and t.probs_path for t in after)
+    finished = [t for t in after if t.status in ENDED]
+    assert len({t.number for t in finished}) == len(finished) == 4, story  # every requested trial, none twice
+    assert sorted(t.point for t in finished if t.point != "tpe") == ["collapse", "good"], story  # each point once
+    assert all(t.model_path and t.probs_path for t in finished)
+    # The study agrees with the files: a trial the killed driver had asked for and Ray never ran (or ran and
+    # forgot: its folder says "not resumed") is FAIL, never left RUNNING; every other trial ran.
+    in_study = _study_states(experiment)
+    assert "RUNNING" not in in_study.values(), story
+    assert {number for number, state in in_study.items() if state != "FAIL"} == {t.number for t in finished}, story
+    assert all(in_study[t.number] == "FAIL" and "not resumed" in t.failure() for t in after if t not in finished)
     for trial in after:
         if trial.name in ended:  # ended before a kill: kept as it was, not run again
             assert (trial.status, trial.epochs, trial.summary()["metrics"]) == ended[trial.name], trial.name
     assert main(["ensemble", "--top", "2", "--storage", str(storage), "--out", str(tmp_path / "ensemble")]) == 0
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under a folder: relative path -> (size, modification time)."""
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in folder.rglob("*") if path.is_file()}
+
+
+def _next_trial_asked(experiment: Path, seen: Seen) -> bool:
+    """The first trial has ended and the study has handed out the next one."""
+    asked = {number for number, state in _study_states(experiment).items() if state == "RUNNING"}
+    return "] end    000_" in seen.log and bool(asked - {0})
+
+
+def _agrees_with_its_files(experiment: Path, trials: int) -> str | None:
+    """What is wrong with a finished experiment's study (None: nothing): every requested trial ran once, each
+    documented point once, and the study says what the files say."""
+    after = layout.list_trials(experiment.parent, experiment.name)
+    finished = {t.number: t for t in after if t.status in ENDED}
+    states = _study_states(experiment)
+    if len(finished) != trials or sorted(t.point for t in finished.values() if t.point != "tpe") != ["collapse", "good"]:
+        return f"trials {[(t.name, t.status) for t in after]}"
+    if "RUNNING" in states.values() or {n for n, state in states.items() if state != "FAIL"} != set(finished):
+        return f"study {states}, finished trials {sorted(finished)}"
+    return None
+
+
+@pytest.mark.slow
+def test_a_moved_or_copied_experiment_resumes_with_its_own_study(tmp_path):
+    """Tried as a new user would: SIGKILL the driver, copy the experiment folder elsewhere and resume the copy,
+    then `mv` the folder to another storage folder and resume it there. Each resumed folder's own study is the
+    one that goes on; the original is never touched."""
+    original, name = tmp_path / "first", "moving"
+    command = [sys.executable, "-m", "fer_search", "run", "--space", str(SPACES / "tiny_simple_cnn.yaml"),
+               "--data", "synthetic", "--name", name, "--num-samples", "3", "--max-epochs", "2",
+               "--grace-period", "2", "--max-train-images", "1024", "--cpus", "1"]
+    code = _kill_at(_next_trial_asked, command + ["--storage", str(original)], original / name, tmp_path / "run.log")
+    assert code == -signal.SIGKILL, (tmp_path / "run.log").read_text()
+    saved = _saved_trials(original / name)
+    ended = {t.name: (t.epochs, t.summary()["metrics"]) for t in _trials(original / name)
+             if saved.get(t.name, (0, ""))[1] == "TERMINATED"}
+    untouched = _files(original / name)
+
+    for storage, move in ((tmp_path / "copied", shutil.copytree), (tmp_path / "moved", shutil.move)):
+        move(original / name, storage / name)
+        resumed = subprocess.run(command + ["--storage", str(storage), "--resume"], capture_output=True, text=True,
+                                 timeout=600)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert _agrees_with_its_files(storage / name, trials=3) is None, (storage.name, _agrees_with_its_files(
+            storage / name, trials=3), resumed.stdout)
+        kept = {t.name: (t.epochs, t.summary()["metrics"]) for t in _trials(storage / name) if t.name in ended}
+        assert kept == ended  # every finished trial kept as it was
+        if move is shutil.copytree:
+            assert _files(original / name) == untouched  # the copy's study and trials left it alone
+    assert not (original / name).exists()  # nothing was made again where the moved folder was
+
+
+def test_a_resume_goes_on_from_rays_snapshot_before_one_cut_short(tiny_search, tmp_path):
+    """Ray copies its saved state into the folder file by file: a driver killed during the copy can leave the newest
+    files cut short, and Ray would start the experiment afresh. The resume sets them aside and restores the ones
+    before."""
+    from fer_search.search import ray_tune
+
+    storage = tmp_path / "runs"
+    shutil.copytree(tiny_search[0], storage)
+    experiment = storage / tiny_search[1]
+    cut_short = []
+    for kind in ("experiment_state", "search_gen_state"):  # the trials; the search generator's counts
+        [saved] = experiment.glob(f"{kind}-*.json")
+        cut_short.append(saved.with_name(f"{kind}-2999-01-01_00-00-00.json"))
+        cut_short[-1].write_bytes(saved.read_bytes()[:200])
+    try:
+        ray_tune._prepare_resume(str(storage), tiny_search[1])
+        assert sorted(trial.number for trial in ray_tune._session.resumed.restored) == list(range(6))
+    finally:
+        ray_tune._session.end()
+    assert all(not path.exists() and path.with_suffix(".unreadable").is_file() for path in cut_short)
 
 
 def _recorded_experiment(storage: Path, name: str, **changes) -> Path:
@@ -180,27 +298,6 @@ def test_rung_history_survives_a_resume(tmp_path):
     new = SimpleNamespace(trial_id="new", relative_logdir=None, config={"family": "simple_cnn", "point": "tpe"})
     scheduler.on_trial_add(None, new)
     assert scheduler.on_trial_result(None, new, {"training_iteration": 1, "best_val_acc": 0.3}) == TrialScheduler.STOP
-
-
-def test_an_errored_trial_that_a_resume_finishes_reaches_tpe(tmp_path):
-    from fer_search.search.layout import FINISHED_KEY
-    from fer_search.search.ray_tune import TruthfulOptunaSearch
-    from fer_search.search.sampler import SpaceSampler
-    from fer_search.search.study import default_location
-    from search_spaces import load_space
-
-    sampler = SpaceSampler([load_space(str(SPACES / "tiny_simple_cnn.yaml"))], {"epochs": 3})
-    (tmp_path / "exp").mkdir()
-    searcher = TruthfulOptunaSearch(sampler, metric="best_val_acc", seed=0,
-                                    location=default_location(str(tmp_path), "exp"), experiment="exp")
-    config = searcher.suggest("t1")
-    searcher.on_trial_complete("t1", error=True)  # the first session: it errored
-    searcher.on_trial_result("t1", {"best_val_acc": 0.4, "training_iteration": 2})  # resumed, runs on
-    searcher.on_trial_complete("t1", {"best_val_acc": 0.55, "training_iteration": 3, FINISHED_KEY: "max_epochs"})
-    failed = searcher._ot_study.trials[0]
-    [learned] = [t for t in searcher._ot_study.trials if t.state.name == "COMPLETE"]
-    assert failed.state.name == "FAIL" and learned.value == 0.55
-    assert learned.params == failed.params and learned.user_attrs["point"] == config["point"]
 
 
 def test_resume_warns_about_options_the_restored_search_keeps(tmp_path, capsys, monkeypatch):

@@ -3,10 +3,13 @@ parameter importance."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -151,3 +154,116 @@ def test_importance_by_optunas_evaluator_or_a_note(tmp_path):
         "Study 'few' has 3 completed trial(s); parameter importance needs at least 10 (Optuna's evaluator compares "
         "the best tenth of them with all of them). Run more trials, or continue the study with `run "
         "--continue-study`.", ""]
+
+
+def _states(database: Path) -> dict[int, str]:
+    """The study's trials (number -> state), read as another process would."""
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
+            return dict(connection.execute("SELECT number, state FROM trials"))
+    except sqlite3.Error:  # no database, or no tables yet
+        return {}
+
+
+def _hold_the_database(database: Path, seconds: float, held: threading.Event) -> None:
+    """Once a trial has ended, an exclusive lock on the study's database for longer than SQLite's 5 s wait:
+    every write of the driver meanwhile gets `database is locked`."""
+    deadline = time.monotonic() + 600
+    while "COMPLETE" not in _states(database).values() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    connection = sqlite3.connect(database, timeout=30, isolation_level=None)
+    try:
+        connection.execute("BEGIN EXCLUSIVE")
+        held.set()
+        time.sleep(seconds)
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+
+
+FILE_STATES = {layout.COMPLETED: "COMPLETE", layout.STOPPED: "PRUNED", layout.DIVERGED: "FAIL", layout.ERRORED: "FAIL"}
+
+
+@pytest.mark.slow
+def test_a_locked_study_database_does_not_stop_the_search(tmp_path, capsys):
+    storage, name = tmp_path / "runs", "locked"
+    database = storage / name / study.STUDY_DB
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_the_database, args=(database, 12, held))
+    holder.start()
+    try:
+        code = main(["run", "--space", str(SPACES / "tiny_simple_cnn.yaml"), "--data", "synthetic", "--storage",
+                     str(storage), "--name", name, "--num-samples", "5", "--max-epochs", "3", "--grace-period", "1",
+                     "--reduction-factor", "2", "--max-train-images", "1024", "--cpus", "1"])
+    finally:
+        holder.join()
+    printed = capsys.readouterr().out
+    assert held.is_set() and code == 0, printed
+    # Said once on the console and in ray.log, with the recovery.
+    assert printed.count("the study database did not answer") == 1 and "answers again" in printed, printed
+    assert "did not answer (OperationalError" in (storage / name / "ray.log").read_text() or \
+        "did not answer (StorageInternalError" in (storage / name / "ray.log").read_text()
+    trials = layout.list_trials(storage, name)
+    in_study = _states(database)
+    assert len(trials) == 5 and "RUNNING" not in in_study.values()
+    assert {t.number: FILE_STATES[t.status] for t in trials} == \
+        {number: state for number, state in in_study.items() if number in {t.number for t in trials}}
+    assert all(state == "FAIL" for number, state in in_study.items() if number not in {t.number for t in trials})
+    assert main(["leaderboard", "--storage", str(storage), "--name", name]) == 0
+    [row] = studies.study_table([storage / name]).to_dict("records")
+    assert (row["complete"], row["pruned"]) == (sum(t.status == layout.COMPLETED for t in trials),
+                                                sum(t.status == layout.STOPPED for t in trials))
+
+
+@pytest.mark.slow
+def test_on_shared_storage_the_study_is_a_journal_file_that_dashboard_and_leaderboard_read(tmp_path, capsys,
+                                                                                       monkeypatch):
+    """SQLite's locks are not safe on a network file system: with --storage-shared the experiment's own study is
+    Optuna's JournalStorage in a file."""
+    storage, name = tmp_path / "shared", "journal"
+    assert main(["run", "--space", str(SPACES / "tiny_simple_cnn.yaml"), "--data", "synthetic", "--storage",
+                 str(storage), "--name", name, "--num-samples", "2", "--max-epochs", "1", "--max-train-images", "256",
+                 "--cpus", "1", "--storage-shared"]) == 0
+    experiment = storage / name
+    assert (experiment / study.STUDY_JOURNAL).is_file() and not (experiment / study.STUDY_DB).exists()
+    assert json.loads((experiment / "experiment.json").read_text())["study_storage"] is None  # moves with the folder
+    location = study.find(experiment)
+    assert location == study.StudyLocation(study.journal_url(experiment / study.STUDY_JOURNAL), name)
+    assert [t.state.name for t in study.load(location).trials] == ["COMPLETE", "COMPLETE"]
+    capsys.readouterr()
+    assert main(["leaderboard", "--storage", str(storage), "--name", name]) == 0
+    assert "Optuna studies" in capsys.readouterr().out
+    assert list(studies.study_table([experiment])["complete"]) == [2]
+
+    import optuna_dashboard
+
+    served = []
+    monkeypatch.setattr(optuna_dashboard, "run_server", lambda storage, **where: served.append(storage))
+    assert main(["dashboard", name, "--storage", str(storage)]) == 0
+    assert len(optuna.load_study(study_name=name, storage=served[0]).trials) == 2
+
+
+def test_study_writes_wait_in_order_while_the_database_is_locked(tmp_path, caplog, monkeypatch):
+    """Said once per outage; made in order (a trial's result before its outcome) when the database answers; made
+    twice (a resume writes again what a killed driver may have written) without harm."""
+    from fer_search.search.study_writes import Report, StudyWrites, Tell
+
+    database = tmp_path / "study.db"
+    storage = optuna.storages.RDBStorage(study.sqlite_url(database), engine_kwargs={"connect_args": {"timeout": 0.2}})
+    made = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    number = made.ask().number
+    monkeypatch.setattr(StudyWrites, "RETRY_S", 0.0)
+    writes, stopped = StudyWrites(), [Report(number, 2, 0.4), Tell(number, "PRUNED")]
+    said = logging.getLogger("fer_search.search.study_writes")
+    monkeypatch.setattr(said, "handlers", [caplog.handler])  # (a search in this process routes it to its console)
+    lock = sqlite3.connect(database, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    assert not writes.write(made, *stopped) and not writes.flush(made)
+    lock.execute("COMMIT")
+    assert writes.waiting == stopped and made.trials[number].state.name == "RUNNING"
+    assert writes.flush(made) and not writes.waiting
+    told = made.trials[number]
+    assert told.state.name == "PRUNED" and told.value == 0.4 and told.intermediate_values == {2: 0.4}
+    assert [r.getMessage().split(" (")[0].split(";")[0] for r in caplog.records] == [
+        "the study database did not answer", "the study database answers again"]
+    assert writes.write(made, *stopped, Tell(number, "COMPLETE", 0.9)) and made.trials[number].value == 0.4

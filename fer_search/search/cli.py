@@ -1,6 +1,7 @@
 """`run`, `reproduce` and `spaces`: the search's command line. Ray is imported only once a search starts."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import sys
@@ -56,20 +57,32 @@ def add_run_parser(subparsers) -> None:
                    help="validation metric that selects (test is only reported) [%(default)s]")
     p.add_argument("--study-storage", metavar="URL",
                    help="database of the Optuna study (any Optuna supports: sqlite:////abs/studies.db, "
-                        "postgresql://..., mysql://...); a study named like the experiment there is continued "
-                        "[study.db in the experiment folder]")
+                        "postgresql://..., mysql://..., or a journal file journal:////abs/studies.journal); a study "
+                        "named like the experiment there is continued [study.db in the experiment folder; "
+                        "study.journal with --storage-shared]")
     p.add_argument("--continue-study", metavar="EXPERIMENT",
                    help="a new experiment whose trials join EXPERIMENT's study: TPE goes on from its history and the "
                         "documented points are not run again (with --study-storage: the study EXPERIMENT there)")
     p.add_argument("--address", help="connect to a running Ray cluster: auto or HOST:PORT (see docs/cluster.md)")
     p.add_argument("--storage-shared", action="store_true",
-                   help="with --address: --storage is a folder every node sees at the same path (e.g. an NFS mount); "
-                        "without it a local folder is refused on a cluster of more than one node")
+                   help="--storage is a folder on a shared file system that every node sees at the same path (e.g. "
+                        "an NFS mount): the study becomes a journal file there (SQLite's locks are not safe on one); "
+                        "with --address, a local folder is refused on a cluster of more than one node without it")
     p.add_argument("--ship-code", action="store_true",
                    help="with --address: send this checkout's fer_search and search_spaces to every node (Ray "
                         "runtime_env), so nodes without the install, or with another version, run it")
     p.add_argument("--time-budget", type=float, metavar="MINUTES",
-                   help="after this long, stop running trials at the end of their epoch and start no new one")
+                   help="a planned budget, from the command's start: measure this machine's speed, then size the trials "
+                        "at once, their threads, the TPE trials' epochs and ASHA's rungs so that every trial finishes "
+                        "its schedule in time (the plan is printed first); a trial runs past it only if the plan was "
+                        "wrong, and is then stopped at the end of its epoch")
+    p.add_argument("--epochs-budget", type=float, metavar="EPOCHS",
+                   help="a planned budget in epochs of the full training set, all trials together (as --time-budget, "
+                        "but the same on every machine)")
+    p.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
+                   help="how new configurations are drawn: Optuna's TPE, or at random (a baseline) [%(default)s]")
+    p.add_argument("--skip-points", action="store_true",
+                   help="run no documented point: the search starts from its ranges alone (a baseline)")
     p.add_argument("--retries", metavar="N", type=int, default=2,
                    help="restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node) "
                         "[%(default)s]")
@@ -96,8 +109,9 @@ def _add_shared_options(p, *, storage_help: str, name_help: str) -> None:
     p.add_argument("--gpus-per-trial", type=float, metavar="F",
                    help="GPU share of one trial, e.g. 0.25 runs 4 on a GPU "
                         "[per family: 0.25 CNNs, 0.5 resnet/mobilevit, 1 vit]")
-    p.add_argument("--cpus-per-trial", metavar="N", type=float, default=1,
-                   help="CPUs of one trial; below 1 shares a core, e.g. 0.5 runs 2 one-thread trials on it [%(default)g]")
+    p.add_argument("--cpus-per-trial", metavar="N", type=float,
+                   help="CPUs of one trial; below 1 shares a core, e.g. 0.5 runs 2 one-thread trials on it [1; with a "
+                        "budget: the measured best]")
     p.add_argument("--seed", metavar="N", type=int, default=0,
                    help="seed of the validation split, TPE and training [%(default)s]")
     p.add_argument("--max-train-images", metavar="N", type=int,
@@ -130,6 +144,7 @@ def _cmd_spaces(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    started = time.time()  # a budget counts from here: loading the data and measuring are part of it
     from fer_search.search import layout
     from fer_search.search.record import load_record
     from fer_search.search.settings import (SearchSettings, local_cpu_count, local_gpu_count, plan_resources,
@@ -170,13 +185,12 @@ def _cmd_run(args) -> int:
         name = "-".join(s.family for s in spaces) + time.strftime("-%Y%m%d-%H%M%S")
     settings = SearchSettings(
         storage=storage, name=name, metric=args.metric, seed=args.seed, cpus=args.cpus, gpus=args.gpus,
-        gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial, address=args.address,
+        gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial or 1, address=args.address,
         storage_shared=args.storage_shared, ship_code=args.ship_code,
         reduction_factor=args.reduction_factor, trial_retries=args.retries,
-        time_budget_s=args.time_budget * 60 if args.time_budget else None,
         wandb_project=args.wandb_project if args.wandb else None, point_budgets=not args.smoke,
         tpe_startup_trials=SMOKE_TPE_STARTUP if args.smoke else SearchSettings.tpe_startup_trials,
-        fixed=parse_set_options(args.set), **budget,
+        fixed=parse_set_options(args.set), optuna_sampler=args.sampler, **budget,
     )
     settings.study = _study_location(args, storage, name, [s.family for s in spaces], settings.objective)
     for space in spaces:  # a bad --set fails here, not inside every trial
@@ -194,12 +208,21 @@ def _cmd_run(args) -> int:
     data = load_data(args.data, seed=args.seed, val_fraction=VAL_FRACTION, drop_test_copies=not args.keep_test_copies)
     print(describe_load(data))
     experiment = f"{settings.storage}/{name}"
+    from fer_search.search.budget import plan_from_options
+
+    plan = plan_from_options(args, spaces, data, settings, started) if record is None and not args.resume else None
+    if plan is not None:
+        spaces = plan[1]
+    if args.skip_points:  # a baseline: the search starts from the ranges alone
+        spaces = [dataclasses.replace(space, points={}) for space in spaces]
     if record is not None:
         record.check_same_data(data)
         record.num_samples = settings.num_samples
         record.save(experiment)
     elif not args.resume and "://" not in storage:
-        _new_record(args, spaces, data, settings).save(experiment)
+        record = _new_record(args, spaces, data, settings)
+        record.plan = plan[0] if plan is not None else None
+        record.save(experiment)
     if args.resume:  # the spaces, metric and epochs are the experiment's own, restored by Ray
         print(f"resuming {experiment}" + (f": {settings.num_samples} trials in all" if record else ""), flush=True)
     else:
@@ -215,8 +238,11 @@ def _cmd_run(args) -> int:
         from fer_search.search.reproduce_cli import say_random_init
 
         say_random_init(spaces)
-    run_search(spaces, data, settings, resume=args.resume, num_samples=record.num_samples if record else None)
-    if budget_ran_out():
+    if args.time_budget:
+        settings.time_budget_s = max(1.0, args.time_budget * 60 - (time.time() - started))
+    run_search(spaces, data, settings, resume=args.resume,
+               num_samples=record.num_samples if record and args.resume else None)
+    if budget_ran_out() and args.time_budget:
         print(f"\nthe time budget ({args.time_budget:g} min) ran out: running trials were stopped at the end of "
               "their epoch (their best epochs are kept), and no new trial was started")
     if "://" in storage:
@@ -283,7 +309,11 @@ def _check_run_options(args, budget: dict[str, int]) -> None:
     for key, value in values.items():
         if value is not None and value < least[key]:
             raise UserError(f"--{key.replace('_', '-')} must be at least {least[key]}, got {value}")
-    for key in ("cpus_per_trial", "gpus_per_trial", "time_budget"):
+    if args.time_budget and args.epochs_budget:
+        raise UserError("--time-budget or --epochs-budget: one budget, not both")
+    if args.epochs_budget and args.resume:
+        raise UserError("--resume goes on with the experiment's own plan; an --epochs-budget plans a new search")
+    for key in ("cpus_per_trial", "gpus_per_trial", "time_budget", "epochs_budget"):
         value = getattr(args, key)
         if value is not None and not value > 0:
             raise UserError(f"--{key.replace('_', '-')} must be more than 0, got {value:g}")
@@ -319,8 +349,8 @@ def _study_location(args, storage: str, name: str, families: list[str], objectiv
             location = study.find(f"{storage}/{args.continue_study}")
     elif args.study_storage:
         location = study.StudyLocation(study.database_url(args.study_storage), name)
-    else:  # a new experiment's own study.db: new too (run_search refuses an experiment that exists)
-        return study.default_location(storage, name)
+    else:  # a new experiment's own study file: new too (run_search refuses an experiment that exists)
+        return study.default_location(storage, name, shared=args.storage_shared)
     trials = study.existing_trials(location, families, objective)
     if args.continue_study and not trials:
         raise UserError(f"--continue-study {args.continue_study}: study '{location.study_name}' in "
@@ -375,6 +405,9 @@ def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: b
             print(f"{trial.name:<34} {trial.status:<14} {trial.epochs:>6} {summary['best_epoch']:>5} "
                   f"{m[metric]:>13.4f} {m['val_macro_f1']:>13.4f} {test:>10}")
         print("* test is reported, never used to select")
+    from fer_search.search.budget import report_search
+
+    report_search(storage, name, trials)
     for trial in trials:
         if trial.failure():
             print(f"failed:      {trial.name}: {trial.failure()}")
@@ -397,3 +430,4 @@ def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: b
         print("error: no trial finished an epoch; see error.txt in the trial folders", file=sys.stderr)
         return 1
     return 0
+

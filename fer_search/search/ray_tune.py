@@ -8,14 +8,20 @@ every trial, on any node, maps the same arrays read-only.
 """
 from __future__ import annotations
 
+import copy
 import functools
+import json
 import logging
 import math
 import os
+import pickle
+import pickletools
 import re
 import socket
+import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 # Ray's own progress tables and TensorBoard logger are replaced by ours: set before Tune runs.
@@ -25,6 +31,7 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
 
 import optuna  # noqa: E402
+import pyarrow.fs  # noqa: E402
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.air.integrations.wandb import WandbLoggerCallback  # noqa: E402
@@ -36,10 +43,11 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noq
 
 from fer_search.data.types import FERData  # noqa: E402
 from fer_search.errors import UserError  # noqa: E402
-from fer_search.search import cluster_checks, code_probe, study  # noqa: E402
+from fer_search.search import cluster_checks, code_probe, layout, reconcile, study, study_writes  # noqa: E402
 from fer_search.search.layout import (DIVERGED_BY, ERROR_FILE, FINISHED_KEY, NODE_KEY, diverged_line,  # noqa: E402
                                       error_line, recorded_results)
-from fer_search.search.sampler import SpaceSampler  # noqa: E402
+from fer_search.search.guard import StartGuard  # noqa: E402
+from fer_search.search.sampler import TPE_POINT, SpaceSampler  # noqa: E402
 from fer_search.search.settings import (Resources, SearchSettings, local_cpu_count,  # noqa: E402
                                         local_gpu_count, plan_resources)
 from search_spaces import SearchSpace  # noqa: E402
@@ -47,6 +55,8 @@ from search_spaces import SearchSpace  # noqa: E402
 
 # To answer the code check a node starts a Python worker (with --ship-code, after unpacking the code).
 CODE_PROBE_TIMEOUT_S = 180
+# Ray's saved state, one file of each per driver session: the trials, and the search generator's counts.
+EXPERIMENT_STATE_FILES, SEARCH_GENERATOR_STATE_FILES = "experiment_state-*.json", "search_gen_state-*.json"
 
 
 def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSettings, *, resume: bool = False,
@@ -61,14 +71,18 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
     if settings.address is None:
         # Before starting Ray: a GPU trial on a machine without one would wait forever.
         resources = plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
-    _session.start(settings.time_budget_s, num_samples if resume else None)
+    _session.start(settings.time_budget_s, num_samples if resume else None, settings.budget_guard)
     log_file = _route_logs(path)
-    if settings.address is None:
-        _start_local_ray(resources.cpus, resources.gpus)
-    else:
-        ray.init(address=settings.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                 runtime_env=cluster_checks.shipped_code() if settings.ship_code else None)
+    study_handlers = _route_study_writes(log_file)
     try:
+        if resume:
+            _prepare_resume(settings.storage, settings.name)
+        if settings.address is None:
+            _start_local_ray(resources.cpus, resources.gpus)
+        else:
+            ray.init(address=settings.address, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR,
+                     runtime_env=cluster_checks.shipped_code() if settings.ship_code else None)
         if settings.address is not None:
             resources = _check_cluster(settings, spaces)
         # The driver puts the data set into the object store once; each node fetches that one object for all of
@@ -83,13 +97,78 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
         else:
             tuner = _new_tuner(trainable, spaces, settings, resources.concurrency, data.fingerprint())
         tuner.fit()
+        _session.flush_study_writes()
     finally:
         _session.end()
         ray.shutdown()
+        for handler in study_handlers:
+            logging.getLogger(study_writes.__name__).removeHandler(handler)
         if log_file is not None:
             logging.getLogger("ray").removeHandler(log_file)
             log_file.close()
     return path
+
+
+def _prepare_resume(storage: str, name: str) -> None:
+    """What the resumed search settles with (reconcile.py): the study where the experiment's folder says it is
+    now, and the trials Ray restores; a local experiment's trial folders that Ray forgot are marked."""
+    path = f"{storage.rstrip('/')}/{name}"
+    local = "://" not in path
+    if local:
+        _set_aside_unreadable_state(Path(path))
+    restored = _restored_trials(path)
+    trials_so_far = len(restored)
+    if local:
+        forgotten = reconcile.forgotten_folders(Path(path), restored)
+        unended = [trial for trial in forgotten if trial.status == layout.RUNNING]
+        reconcile.mark_not_resumed(unended)
+        trials_so_far += len(forgotten) - len(unended)  # they ended: they count as trials of the experiment
+    location = study.recorded(path) if local else None
+    if location is not None:
+        study.load(location)  # a study that is not there fails here, before Ray restores anything
+    _session.resumed = Resumed(storage, name, location, restored, trials_so_far)
+
+
+def _restored_trials(path: str) -> list[reconcile.RestoredTrial]:
+    """The trials in Ray's newest saved experiment state: what Tuner.restore brings back (none where Ray saved no
+    state before the driver died, or cannot read it: Ray then starts the experiment afresh)."""
+    try:
+        trials = tune.ExperimentAnalysis(path).trials
+    except ValueError:  # no saved state, or one that is not JSON
+        return []
+    return [reconcile.RestoredTrial(t.trial_id, int(t.config["trial_number"]), t.status, dict(t.last_result or {}))
+            for t in trials]
+
+
+def _set_aside_unreadable_state(experiment: Path) -> None:
+    """Ray copies its saved state into the folder file by file, overwriting in place: a driver killed during the
+    copy can leave the newest experiment or search-generator state cut short, and Ray would then start the whole
+    experiment afresh. Such a file is renamed, so that Ray restores the one before it (reconcile.py settles the
+    rest). The searcher's own state is read with the same care (_saved_searcher_state)."""
+    for pattern, readable in ((EXPERIMENT_STATE_FILES, _is_json), (SEARCH_GENERATOR_STATE_FILES, _is_pickle)):
+        saved = sorted(experiment.glob(pattern))
+        if saved and not readable(saved[-1].read_bytes()):
+            saved[-1].rename(saved[-1].with_suffix(".unreadable"))
+            logging.getLogger("ray.tune").warning(f"{saved[-1].name} was cut short (the driver was killed while Ray "
+                                                  "saved it): resuming from Ray's state before it")
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        json.loads(data)
+    except ValueError:  # JSON, or its UTF-8, cut short
+        return False
+    return True
+
+
+def _is_pickle(data: bytes) -> bool:
+    """Whether data is a whole pickle (read opcode by opcode, nothing is built)."""
+    try:
+        for _ in pickletools.genops(data):
+            pass
+    except ValueError:
+        return False
+    return True
 
 
 def _check_cluster(settings: SearchSettings, spaces: list[SearchSpace]) -> Resources:
@@ -123,32 +202,55 @@ def _code_on_nodes(nodes: list[cluster_checks.Node]) -> dict:
     return answers
 
 
+@dataclass
+class Resumed:
+    """What a --resume of this driver session goes on from (reconcile.py settles the rest with it)."""
+    storage: str  # where the experiment folder is now (it may have been moved or copied there)
+    name: str
+    study: study.StudyLocation | None  # where its study is now (None: where its searcher's saved state says)
+    restored: list[reconcile.RestoredTrial]  # the trials Ray restores
+    trials_so_far: int  # the trials it has made: the restored ones, and those that ended in its folder
+
+
 class _Session:
     """What this driver session was asked for. Ray pickles the stopper and the search generator with
     the experiment and restores them on --resume; they read these values, not pickled copies, so a
-    resumed search runs under the time budget given now."""
+    resumed search runs under the time budget given now, in the folder and with the study where they are now."""
 
     deadline: float | None = None  # time.time() after which running trials stop at their next result
     num_samples: int | None = None  # on resume: the trials the experiment now has in all (it may grow)
     ran_out = False  # whether the last search ended with its time budget spent
+    guard: StartGuard | None = None  # a planned budget (guard.py): a trial starts only where its schedule fits
+    resumed: Resumed | None = None  # None: a new search
+    searcher: TruthfulOptunaSearch | None = None  # the searcher of this search, once it has opened its study
 
-    def start(self, budget_s: float | None, num_samples: int | None) -> None:
+    def start(self, budget_s: float | None, num_samples: int | None, guard: dict | None = None) -> None:
         self.deadline = time.time() + budget_s if budget_s else None
         self.num_samples = num_samples
         self.ran_out = False
+        self.guard = StartGuard(guard) if guard else None
+
+    def flush_study_writes(self) -> None:
+        """At the search's end: what still waits is said (the next --resume writes it)."""
+        waiting = self.searcher.flush_writes() if self.searcher is not None else 0
+        if waiting:
+            print(f"warning: the study database did not answer: {waiting} write(s) of trial results wait; "
+                  "`run --resume` writes them", file=sys.stderr, flush=True)
 
     def end(self) -> None:
         """Nothing of a finished search applies to the next one in this process (tests run several)."""
         self.ran_out = budget_spent()
-        self.deadline = self.num_samples = None
+        self.deadline = self.num_samples = self.guard = self.resumed = self.searcher = None
 
 
 _session = _Session()
 
 
 def budget_spent() -> bool:
-    """Whether the running search's --time-budget has run out."""
-    return _session.deadline is not None and time.time() >= _session.deadline
+    """Whether the running search's --time-budget (or --epochs-budget) has run out."""
+    if _session.deadline is not None and time.time() >= _session.deadline:
+        return True
+    return _session.guard is not None and _session.guard.spent()
 
 
 def budget_ran_out() -> bool:
@@ -182,6 +284,34 @@ class SessionSearchGenerator(SearchGenerator):
         self._finished = False  # the searcher says FINISHED again if this session's budget runs out
         if _session.num_samples:
             self._total_samples = _session.num_samples
+        if _session.resumed is not None:
+            _count_restored_trials(self, _session.resumed.restored, _session.resumed.trials_so_far)
+            _new_trials_where_the_folder_is(self, _session.resumed)
+
+
+def _new_trials_where_the_folder_is(generator: SearchGenerator, resumed: Resumed) -> None:
+    """Tune restores a moved or copied experiment's trials where its folder is now, but makes new trials with the
+    storage saved in the generator's experiment, i.e. where the folder was: they would check their storage there
+    and fail (moved), or write their checkpoints into the original (copied)."""
+    if generator._experiment is None:  # it has made no trial yet
+        return
+    storage = copy.copy(generator._experiment.spec["storage"])
+    storage.storage_filesystem, storage.storage_fs_path = pyarrow.fs.FileSystem.from_uri(resumed.storage)
+    storage.experiment_dir_name = resumed.name
+    generator._experiment.spec["storage"] = storage
+
+
+def _count_restored_trials(generator: SearchGenerator, restored: list[reconcile.RestoredTrial],
+                           trials_so_far: int) -> None:
+    """--resume: the trials made so far, and those the concurrency limiter counts as running, are the ones Ray
+    restores, whatever the wrappers' own saved state says (Ray saves it apart from the trials, and a killed
+    driver can leave the two from different snapshots). An errored trial that Ray starts again counts as
+    running, so its end reaches the searcher through the limiter (which drops the ends of trials it does
+    not count), and TPE learns what the resumed trial finished with."""
+    generator._counter = trials_so_far
+    limiter = generator.searcher
+    limiter.live_trials = {trial.trial_id for trial in restored if trial.runs_again}
+    limiter.num_unfinished_live_trials = len(limiter.live_trials)
 
 
 def _start_local_ray(cpus: int, gpus: int) -> None:
@@ -204,16 +334,13 @@ def _start_local_ray(cpus: int, gpus: int) -> None:
 def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, concurrency: int,
                data_version: str) -> tune.Tuner:
     sampler = SpaceSampler(spaces, settings.overrides(), point_budgets=settings.point_budgets)
-    searcher = SessionSearchGenerator(ConcurrencyLimiter(
-        TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
-                             location=settings.study_location(), experiment=settings.name,
-                             startup_trials=settings.tpe_startup_trials),
-        max_concurrent=concurrency))
+    searcher = search_algorithm(sampler, settings, concurrency)
     scheduler = RungHistoryASHA(sampler.scheduled_points, time_attr="training_iteration", metric=settings.objective,
                                 mode="max", max_t=settings.max_epochs,
                                 grace_period=min(settings.grace_period, settings.max_epochs),
                                 reduction_factor=settings.reduction_factor)
-    callbacks = [ConsoleReporter(settings.objective, settings.num_samples), CSVLoggerCallback(), JsonLoggerCallback()]
+    callbacks = [ConsoleReporter(settings.objective, settings.num_samples), CSVLoggerCallback(), JsonLoggerCallback(),
+                 BudgetLedger()]
     if settings.wandb_project:
         callbacks.append(SeriesWandbCallback(data_version=data_version, experiment_type=settings.experiment_type,
                                              project=settings.wandb_project, group=settings.name, log_config=True))
@@ -237,6 +364,15 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
             failure_config=tune.FailureConfig(max_failures=settings.trial_retries),
         ),
     )
+
+
+def search_algorithm(sampler: SpaceSampler, settings: SearchSettings, concurrency: int) -> SessionSearchGenerator:
+    """The searcher stack of a search: Optuna's TPE (or random sampling) on the study, at most `concurrency` trials at once."""
+    return SessionSearchGenerator(ConcurrencyLimiter(
+        TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
+                             location=settings.study_location(), experiment=settings.name,
+                             optuna_sampler=settings.optuna_sampler, startup_trials=settings.tpe_startup_trials),
+        max_concurrent=concurrency))
 
 
 def _trainable(config: dict, data_refs: list) -> None:
@@ -328,80 +464,183 @@ class SeriesWandbCallback(WandbLoggerCallback):
 
 
 class TruthfulOptunaSearch(OptunaSearch):
-    """Ray's OptunaSearch, with the documented points enqueued first and ASHA's stops told as PRUNED.
-
-    Ray tells Optuna a trial that ASHA stopped early as COMPLETE with its low-budget value, so TPE
-    would treat an epoch-2 score as a final one. A trial the trainer ended itself reports
-    `finished_by`; any other end without an error is a stop (ASHA, or the time budget), and is
-    told as PRUNED. Optuna then keeps its intermediate values (reported every epoch by Ray) and its
-    last one as the value, which TPE ranks below every completed trial. A trial that diverged is
-    told as FAIL.
+    """Ray's OptunaSearch, with the documented points enqueued first, ASHA's stops told as PRUNED
+    (reconcile.outcome_writes), every study write guarded (study_writes.py), and a study that goes with its
+    experiment.
 
     Each trial it asks the study for is labelled with the experiment, which a continued study holds several of.
+    Its saved state (Ray's searcher-state file, and tuner.pkl) never holds a connection to the study: Ray
+    restores it on --resume in a folder that may have been moved or copied, so the study is opened where this
+    session says it is (the experiment folder's own, or its record's URL), never where it was.
     """
 
     def __init__(self, sampler: SpaceSampler, *, metric: str, seed: int, location: study.StudyLocation,
-                 experiment: str, startup_trials: int = 10):
+                 experiment: str, optuna_sampler: str = "tpe", startup_trials: int = 10):
         self._experiment = experiment
-        # Constant liar: parallel trials that are still running count as bad, so TPE spreads out.
-        tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials)
+        self._location = location
+        self._numbers: dict[str, int] = {}  # Ray's trial id -> its study trial's number
+        self._writes = study_writes.StudyWrites()
+        # Constant liar: parallel trials that are still running count as bad, so TPE spreads out. Random
+        # sampling is the baseline TPE is measured against (benchmarks/search_value.py).
+        draws = (optuna.samplers.RandomSampler(seed=seed) if optuna_sampler == "random"
+                 else optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials))
         # The study lives in its database (Ray creates it there, or loads it to continue it), not only in
         # Ray's pickle of this searcher.
-        super().__init__(space=sampler, metric=metric, mode="max", sampler=tpe,
-                         storage=optuna.storages.RDBStorage(location.storage), study_name=location.study_name)
+        super().__init__(space=sampler, metric=metric, mode="max", sampler=draws,
+                         storage=study.optuna_storage(location.storage), study_name=location.study_name)
+        _session.searcher = self
         if not self._ot_study.trials:  # a continued study has run its documented points already
             study.label_new_study(self._ot_study, list(sampler.spaces), metric)
             for params, attributes in sampler.documented_points():
                 self._ot_study.enqueue_trial(params, user_attrs=attributes)
 
-    def suggest(self, trial_id: str) -> dict | str:
-        if budget_spent():
-            return Searcher.FINISHED
-        # The sampler's configuration as it is: Ray's version would mix in Optuna's internal
-        # parameter names ("resnet.lr") and labels.
-        if trial_id not in self._ot_trials:
-            self._ot_trials[trial_id] = self._ot_study.ask()
-            self._ot_trials[trial_id].set_user_attr(study.EXPERIMENT_ATTR, self._experiment)
-        return self._space(self._ot_trials[trial_id])
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_ot_study=None, _storage=None, _ot_trials={})  # opened again where the experiment is now
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "_location" not in state:  # saved by an older fer_search, with its study's storage in it
+            url = getattr(self._storage, "url", None)
+            self._location = study.StudyLocation(url, self._study_name) if url else None
+            self._numbers, self._writes = {}, study_writes.StudyWrites()
+        self._ot_study = self._storage = None
+        self._ot_trials = {}
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as out:
+            pickle.dump(self.__getstate__(), out)
 
     def restore(self, checkpoint_path: str) -> None:
-        super().restore(checkpoint_path)
-        # On --resume: trials this experiment asked for after Ray last saved its state died with the driver, and
-        # Ray will not run them. They are FAIL in the study, not RUNNING for ever (TPE's constant liar counts
-        # running trials as bad ones).
-        held = {trial.number for trial in self._ot_trials.values()}
-        for trial in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            if trial.user_attrs.get(study.EXPERIMENT_ATTR) == self._experiment and trial.number not in held:
-                self._ot_study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        """--resume: Ray's saved state, then the study where this session finds it, settled with what Ray restores."""
+        saved = _saved_searcher_state(checkpoint_path)
+        if saved is not None:
+            self.__setstate__(saved)
+        self._open_study()
+
+    def _study(self) -> optuna.Study:
+        if self._ot_study is None:  # a copy of the searcher (tuner.pkl), which Ray runs afresh
+            self._open_study()
+        return self._ot_study
+
+    def _open_study(self) -> None:
+        self._location = (_session.resumed and _session.resumed.study) or self._location
+        if self._location is None:
+            raise UserError(f"experiment {self._experiment} was started by a version of fer_search that kept its study "
+                            "in Ray's state only; it cannot be resumed: start a new --name")
+        self._ot_study = study.open_for_search(self._location, self._sampler)
+        _session.searcher = self
+        if _session.resumed is not None:
+            self._settle(_session.resumed.restored)
+        self._writes.flush(self._ot_study, now=True)
+
+    def _settle(self, restored: list[reconcile.RestoredTrial]) -> None:
+        """--resume: the trials Ray restores are the ones this searcher hears of; what the study has beyond them
+        is ended (reconcile.py)."""
+        self._numbers = {trial.trial_id: trial.number for trial in restored}
+        self._completed_trials = reconcile.ended_in_study(self._ot_study, restored)
+        settlement = reconcile.settle_study(self._ot_study, self._experiment, restored, self.metric)
+        self._writes.waiting.extend(settlement.writes)
+        if settlement.lost:
+            print(f"resume: {settlement}", flush=True)
+
+    def flush_writes(self) -> int:
+        """Writes what waits (the search's end); returns how many writes still wait."""
+        if self._ot_study is not None:
+            self._writes.flush(self._ot_study, now=True)
+        return len(self._writes.waiting)
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        if budget_spent():
+            return Searcher.FINISHED
+        current = self._study()
+        if not self._writes.flush(current):
+            return None  # the database does not answer: no new trial now (Tune asks again)
+        guard = _session.guard
+        if guard is not None and not guard.claim(trial_id, _next_trial_kind(current), _session.deadline):
+            return None if guard.may_make_room() else Searcher.FINISHED
+        try:
+            trial = study_writes.ask(current, self._experiment)
+        except study.STORAGE_ERRORS as exc:
+            self._writes.went_away(exc)
+            return None
+        self._writes.answered()
+        try:
+            # The sampler's configuration as it is: Ray's version would mix in Optuna's internal
+            # parameter names ("resnet.lr") and labels.
+            config = self._space(trial)
+        except study.STORAGE_ERRORS as exc:  # asked, but no configuration: it ends here, as soon as it can
+            self._writes.went_away(exc)
+            self._writes.waiting.append(study_writes.Tell(trial.number, "FAIL"))
+            return None
+        self._numbers[trial_id] = trial.number
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._numbers or self.metric not in result:
+            return
+        self._writes.write(self._study(), study_writes.Report(self._numbers[trial_id], result["training_iteration"],
+                                                              result[self.metric]))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self._numbers:
+            return
         if trial_id in self._completed_trials:
             return self._tell_resumed_trial(trial_id, result, error)
-        if result and result.get(FINISHED_KEY) == DIVERGED_BY:
-            self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.FAIL)
-            self._completed_trials.add(trial_id)
-            return None
-        if error or not result or FINISHED_KEY in result:
-            return super().on_trial_complete(trial_id, result, error)
-        # The result that made ASHA stop the trial goes to on_trial_complete only: record it too.
-        self._ot_trials[trial_id].report(result[self.metric], result["training_iteration"])
-        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
         self._completed_trials.add(trial_id)
+        # The result that made ASHA stop a trial goes to on_trial_complete only: it is recorded too.
+        self._writes.write(self._study(), *reconcile.outcome_writes(self._numbers[trial_id], result, self.metric,
+                                                                    error))
 
     def _tell_resumed_trial(self, trial_id: str, result: dict | None, error: bool) -> None:
-        """A trial told FAIL when it errored, then resumed (--resume) and ended now. Optuna cannot change
-        a finished trial, so TPE learns the outcome from a copy with the same parameters."""
-        told = self._ot_study.trials[self._ot_trials[trial_id].number]
-        if error or not result or told.state != optuna.trial.TrialState.FAIL or self.metric not in result:
+        """A trial told FAIL when it errored, then resumed (--resume) and ended now: TPE learns its outcome from
+        a copy (study_writes.ResumedCopy). A trial that ended before, and ran again from its checkpoint because
+        Ray's snapshot predates its end, tells nothing new (the copy is made for a FAIL trial only)."""
+        if error or not result or self.metric not in result or result.get(FINISHED_KEY) == DIVERGED_BY:
             return
-        if result.get(FINISHED_KEY) == DIVERGED_BY:
-            return
-        value = result[self.metric]
-        self._ot_study.add_trial(optuna.trial.create_trial(
-            state=optuna.trial.TrialState.COMPLETE if FINISHED_KEY in result else optuna.trial.TrialState.PRUNED,
-            value=value, params=told.params, distributions=told.distributions,
-            user_attrs={**told.user_attrs, "resumed_trial_number": told.number},
-            intermediate_values={int(result["training_iteration"]): value}))
+        state = "COMPLETE" if FINISHED_KEY in result else "PRUNED"
+        self._writes.write(self._study(), study_writes.ResumedCopy(
+            self._numbers[trial_id], state, result[self.metric], int(result["training_iteration"])))
+
+
+def _saved_searcher_state(path: str) -> dict | None:
+    """The searcher's saved state, without any storage in it; None where it cannot be read (a copy cut short by
+    the killed driver: the searcher then goes on from its first state, settled with what Ray restores)."""
+    try:
+        with open(path, "rb") as saved:
+            state = pickle.load(saved)
+    except (OSError, EOFError, pickle.UnpicklingError) as exc:
+        logging.getLogger("ray.tune").warning(f"the searcher state {path} is unreadable ({exc!r}); going on without it")
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def _next_trial_kind(ot_study: optuna.Study) -> str:
+    """The budget guard's name for the trial the study will hand out next: a queued documented point's
+    "family/point", else "tpe"."""
+    queued = ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    if queued:
+        attributes = min(queued, key=lambda t: t.number).user_attrs
+        if "point" in attributes:
+            return f"{attributes['family']}/{attributes['point']}"
+    return TPE_POINT
+
+
+class BudgetLedger(tune.Callback):
+    """Tells a planned budget's start guard (guard.py) each epoch trained and each trial's end; the searcher
+    asks it before creating a trial."""
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if _session.guard is not None:
+            _session.guard.spend_epoch(trial.trial_id)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        if _session.guard is not None:
+            _session.guard.release(trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.on_trial_complete(iteration, trials, trial)
 
 
 class RungHistoryASHA(PointBudgetASHA):
@@ -507,6 +746,21 @@ def _route_logs(experiment: str) -> logging.FileHandler | None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="All-NaN slice encountered")  # ASHA's cut-off over diverged trials
     return log_file
+
+
+def _route_study_writes(log_file: logging.FileHandler | None) -> list[logging.Handler]:
+    """The study's writes speak (once per outage of its database) on this search's console, on the stdout of now,
+    and in ray.log beside Ray's; the handlers are this search's own (the logger passes nothing on, so nothing
+    else prints them twice)."""
+    study_log = logging.getLogger(study_writes.__name__)
+    study_log.setLevel(logging.INFO)
+    study_log.propagate = False
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("study: %(message)s"))
+    handlers = [console] + ([log_file] if log_file is not None else [])
+    for handler in handlers:
+        study_log.addHandler(handler)
+    return handlers
 
 
 def _actionable(record: logging.LogRecord) -> bool:

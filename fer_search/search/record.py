@@ -35,7 +35,8 @@ class ExperimentRecord:
     num_samples: int  # grows when a resume asks for more
     command: list[str] = field(default_factory=list)  # the `run` arguments that started it
     study_name: str | None = None  # the Optuna study its trials joined (None: a record older than study databases)
-    study_storage: str | None = None  # that study's database URL; None: study.db in the experiment folder
+    study_storage: str | None = None  # that study's storage URL; None: the folder's own study.db or study.journal
+    plan: dict | None = None  # a planned --time-budget / --epochs-budget (budget.plan_record), and what ran ("actual")
 
     def save(self, experiment: str | Path) -> None:
         path = Path(experiment) / RECORD_FILE

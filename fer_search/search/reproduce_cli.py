@@ -89,7 +89,7 @@ def _settings(args, spaces, storage: str, name: str):
     settings = SearchSettings(
         storage=storage, name=name, num_samples=len(epochs), max_epochs=max(epochs),
         grace_period=1, seed=args.seed, cpus=args.cpus, gpus=args.gpus, gpus_per_trial=args.gpus_per_trial,
-        cpus_per_trial=args.cpus_per_trial,
+        cpus_per_trial=args.cpus_per_trial or 1,
         max_train_images=args.max_train_images or (SMOKE["max_train_images"] if args.smoke else 0),
         wandb_project=args.wandb_project if args.wandb else None, experiment_type="reproduce",
         fixed=parse_set_options(args.set),

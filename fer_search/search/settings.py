@@ -52,7 +52,11 @@ class SearchSettings:
     point_budgets: bool = True
     experiment_type: str = "search"  # W&B tag: "search" or "reproduce"
     trial_retries: int = 2  # restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node)
-    study: StudyLocation | None = None  # None: study.db in the experiment folder, named after the experiment
+    study: StudyLocation | None = None  # None: the experiment folder's own study (study.db; shared: study.journal)
+    # A planned budget (budget.py): per trial kind ("family/point", "tpe") the seconds and epochs of its whole
+    # schedule, and an --epochs-budget in trial epochs; a trial starts only where its schedule fits.
+    budget_guard: dict | None = None
+    optuna_sampler: str = "tpe"  # `run --sampler`: "tpe", or "random" (the baseline of benchmarks/search_value.py)
 
     @property
     def objective(self) -> str:
@@ -60,7 +64,7 @@ class SearchSettings:
         return f"best_{self.metric}"
 
     def study_location(self) -> StudyLocation:
-        return self.study or default_location(self.storage, self.name)
+        return self.study or default_location(self.storage, self.name, shared=self.storage_shared)
 
     def overrides(self) -> dict:
         """Trainer options every trial gets, whatever its space says (epochs: but see point_budgets)."""

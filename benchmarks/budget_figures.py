@@ -1,0 +1,106 @@
+"""The figures of the budget benchmarks, from their files, printed and written with results.py:
+
+    python benchmarks/budget_figures.py train OUT_DIR --minutes M --started T0 --trained T1 --test-json FILE
+    python benchmarks/budget_figures.py search STORAGE NAME --minutes M --started T0 --searched T1 --ensemble-json FILE
+
+`train` (benchmarks/cpu_train.sh): the plan (OUT_DIR/plan.json) and what ran, the best epoch's validation
+accuracy, the ten-crop test accuracy (`evaluate --json`), and the seconds to the end of training and in all.
+`search` (benchmarks/cpu_search.sh): the plan and what ran (experiment.json), each trial's best validation
+and test accuracy (flip TTA, reported only), the ensemble's (`ensemble --json`, ten crops), whether it beats
+every trial and this machine kind's cpu_train figure (benchmarks/results/cpu_train-LABEL.json, if there).
+Results go to benchmarks/results/cpu_train-LABEL.json and cpu_search-LABEL.json (LABEL: results.machine_label()).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import results
+
+ENSEMBLE = "ensemble"
+
+
+def train_figures(out: Path, minutes: float, started: float, trained: float, test_json: Path) -> dict:
+    plan = json.loads((out / "plan.json").read_text())
+    history = list(csv.DictReader(open(out / "metrics.csv")))
+    best = max(history, key=lambda row: float(row["val_acc"]))
+    test = json.loads(test_json.read_text())
+    return {"minutes": minutes, "layout": plan["layout"], "network": plan["network"],
+            "measured_train_images_per_s": round(plan["train_images_per_s"]),
+            "measured_eval_images_per_s": round(plan["eval_images_per_s"]),
+            "planned_epochs": plan["epochs"], "epochs": len(history), "best_epoch": int(best["epoch"]),
+            "val_acc": float(best["val_acc"]), "test_acc_ten_crops": test["accuracy"],
+            "test_macro_f1_ten_crops": test["macro_f1"], "planned_training_end_s": round(plan["expected_end"] - started),
+            "training_end_s": round(trained - started), "seconds_in_all": round(time.time() - started),
+            "within_minutes": trained - started <= minutes * 60}
+
+
+def search_figures(storage: Path, name: str, minutes: float, started: float, searched: float,
+                   ensemble_json: Path, label: str) -> dict:
+    from fer_search.search import layout
+    from fer_search.search.record import load_record
+
+    plan = load_record(storage / name).plan or {}
+    trials = {}
+    for trial in layout.list_trials(storage, name):
+        summary = trial.summary() or {"metrics": {}}
+        trials[trial.name] = {"status": trial.status, "epochs": trial.epochs,
+                              "planned_epochs": int(trial.config.get("epochs", 0)),
+                              "val_acc": summary["metrics"].get("val_acc"), "test_acc": summary["metrics"].get("test_acc")}
+    scores = json.loads(ensemble_json.read_text())
+    members = {model: row for model, row in scores.items() if not model.startswith(ENSEMBLE)}
+    ensemble_test = scores[ENSEMBLE].get("test_acc")
+    figures = {"minutes": minutes, "layout": plan.get("layout"), "planned_trials": plan.get("planned_trials"),
+               "planned_epochs": plan.get("tpe_epochs"), "trials": trials,
+               "every_schedule_finished": all(t["epochs"] >= t["planned_epochs"] for t in trials.values()),
+               "search_end_s": round(searched - started), "planned_search_end_s":
+               round(plan["expected_end"] - started) if plan else None, "within_minutes": searched - started <= minutes * 60,
+               "seconds_in_all": round(time.time() - started),
+               "ensemble_members": {m: row["weight"] for m, row in members.items()},
+               "ensemble_val_acc_ten_crops": scores[ENSEMBLE]["val_acc"], "ensemble_test_acc_ten_crops": ensemble_test,
+               "members_test_acc_ten_crops": {m: row.get("test_acc") for m, row in members.items()}}
+    if ensemble_test is not None:
+        best_trial = max([t["test_acc"] or 0.0 for t in trials.values()] + [r.get("test_acc") or 0.0 for r in members.values()])
+        figures["ensemble_above_every_trial"] = ensemble_test > best_trial
+        try:
+            train = results.load("cpu_train", label)["figures"]["test_acc_ten_crops"]
+            figures.update(cpu_train_test_acc=train, ensemble_above_cpu_train=ensemble_test > train)
+        except (FileNotFoundError, KeyError):
+            figures["ensemble_above_cpu_train"] = "no cpu_train results for this machine kind yet"
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="what", required=True)
+    t = commands.add_parser("train")
+    t.add_argument("out", type=Path)
+    t.add_argument("--trained", type=float, required=True, help="Unix time training ended")
+    t.add_argument("--test-json", type=Path, required=True, help="`evaluate --json` of the test split")
+    s = commands.add_parser("search")
+    s.add_argument("storage", type=Path)
+    s.add_argument("name")
+    s.add_argument("--searched", type=float, required=True, help="Unix time the search ended")
+    s.add_argument("--ensemble-json", type=Path, required=True, help="`ensemble --json` of the search")
+    for p in (t, s):
+        p.add_argument("--minutes", type=float, required=True)
+        p.add_argument("--started", type=float, required=True, help="Unix time the script started")
+    args = parser.parse_args()
+    label = results.machine_label()
+    if args.what == "train":
+        figures = train_figures(args.out, args.minutes, args.started, args.trained, args.test_json)
+        name = "cpu_train"
+    else:
+        figures = search_figures(args.storage, args.name, args.minutes, args.started, args.searched,
+                                 args.ensemble_json, label)
+        name = "cpu_search"
+    for key, value in figures.items():
+        print(f"{key}: {value}")
+    results.save(name, figures, label=label)
+
+
+if __name__ == "__main__":
+    main()

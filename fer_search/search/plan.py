@@ -1,0 +1,320 @@
+"""A budget is a plan: how many trials, how many epochs each, and when they end, from measured speed.
+
+Pure arithmetic (no torch, no Ray): speed.py measures what an epoch costs on this machine, budget.py
+feeds the costs in and applies the plan to the search. The planner lays the trials out on the lanes
+(trials running at once) in the order the search starts them: the documented points first, then TPE
+trials. A trial is planned only where its whole schedule fits before the budget ends, so a one-cycle or
+cosine schedule anneals to its end; a TPE trial holds its lane for the epochs ASHA is expected to let
+it run (each rung keeps 1/eta of the trials), and the freed lane takes the next trial.
+
+What the plan fixes depends on what the user fixed:
+
+| given               | epochs of a TPE trial (E)                        | trials (N)                     |
+|---------------------|--------------------------------------------------|--------------------------------|
+| neither             | up to DEFAULT_TPE_EPOCHS, fewer so that the budget | as many as the budget holds    |
+|                     | holds eta trials per lane (and one beyond the     |                                |
+|                     | points)                                           |                                |
+| --num-samples only  | the most with which all N fit                    | N                              |
+| --max-epochs only   | E                                                | as many as the budget holds    |
+| both                | E                                                | N (the plan says how many fit) |
+
+ASHA's grace period is E / eta unless given; when every trial has a lane from the start (N <= lanes),
+stopping one would free a lane nothing waits for, so ASHA gets no rung (grace = E).
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import asdict, dataclass, field
+
+from fer_search.errors import UserError
+from fer_search.search.sampler import TPE_POINT as TPE
+
+DEFAULT_TPE_EPOCHS = 20  # a TPE trial's epochs when neither the user nor the budget says otherwise (run's default)
+# Kept back from a time budget: measured speed drifts by a few percent over a run (other processes, the
+# driver's own work), and a trial that overruns the deadline is cut before its schedule ends.
+SLACK = 0.04
+# Allowances, not measurements: starting Ray and the first trial processes (each imports torch and maps the
+# data set) before the first epoch, and after the last one Ray's shut-down and the outcome. The outcome's
+# "plan vs actual" shows what they really took.
+START_UP_S = 25.0
+WIND_DOWN_S = 10.0
+MAX_TRIALS = 10_000  # the planner's own bound when it decides the number of trials
+
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one trial costs on the planned layout."""
+
+    epoch_s: float  # seconds per epoch: training, validation and test prediction, the checkpoint
+    first_epoch_extra_s: float = 0.0  # the first epoch's extra (operators set up on first use)
+
+    def seconds(self, epochs: float) -> float:
+        return self.first_epoch_extra_s + epochs * self.epoch_s
+
+
+@dataclass(frozen=True)
+class Point:
+    """A documented point the search would start with."""
+
+    family: str
+    name: str
+    epochs: int | None  # its own documented epochs; None: it gets the TPE trials' epochs, and ASHA may stop it
+    cost: Cost
+
+
+@dataclass(frozen=True)
+class Budget:
+    seconds: float | None = None  # wall-clock seconds from the start of the command
+    epochs: float | None = None  # epochs of the full training set, all trials together
+    elapsed_s: float = 0.0  # spent before planning (loading the data, measuring)
+    epoch_fraction: float = 1.0  # one trial epoch as a share of the full training set (--max-train-images)
+
+    def describe(self) -> str:
+        if self.seconds is not None:
+            return f"{self.seconds / 60:g} min"
+        return f"{self.epochs:g} epochs of the full training set"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user fixed; None = the plan decides."""
+
+    num_samples: int | None = None
+    max_epochs: int | None = None
+    grace_period: int | None = None
+    reduction_factor: int = 3
+
+
+@dataclass
+class PlannedTrial:
+    family: str
+    point: str  # the documented point's name, or "tpe"
+    epochs: int  # its whole schedule
+    expected_epochs: float  # what ASHA is expected to let it run (= epochs where ASHA cannot stop it)
+    start_s: float  # expected, from the first trial's start
+    full_s: float  # seconds of its whole schedule
+    expected_s: float  # seconds it is expected to hold its lane
+
+    @property
+    def key(self) -> str:
+        return trial_key(self.family, self.point)
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.expected_s
+
+
+@dataclass
+class Plan:
+    budget: str  # what was given, in words
+    lanes: int  # trials at once
+    tpe_epochs: int
+    grace_period: int
+    milestones: list[int]  # ASHA's rungs: the epochs at which it compares trials
+    reduction_factor: int
+    num_samples: int  # the search's trial count (requested, or what the budget holds)
+    trials: list[PlannedTrial]  # what the plan expects to run, in order
+    start_s: float  # the first trial's expected start, from the start of the command
+    deadline_s: float | None = None  # a time budget's end, from the start of the command
+    left_out: list[str] = field(default_factory=list)  # documented points that cannot fit: "family/name"
+    notes: list[str] = field(default_factory=list)
+    layout: str = ""  # the machine side, in words (budget.py: trials x threads, device)
+
+    @property
+    def expected_end_s(self) -> float:
+        """From the start of the command."""
+        return self.start_s + max((t.end_s for t in self.trials), default=0.0)
+
+    @property
+    def total_epochs(self) -> float:
+        return sum(t.expected_epochs for t in self.trials)
+
+    def guard(self) -> dict[str, dict[str, float]]:
+        """Per trial kind ("family/point", or "tpe"): the seconds and epochs of its whole schedule. The search
+        starts a trial only where that fits in what is left of the budget."""
+        seconds: dict[str, float] = {}
+        epochs: dict[str, float] = {}
+        for t in self.trials:
+            seconds[t.key] = max(seconds.get(t.key, 0.0), t.full_s)
+            epochs[t.key] = max(epochs.get(t.key, 0.0), t.epochs)
+        return {"seconds": seconds, "epochs": epochs}
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record.update(expected_end_s=self.expected_end_s, total_epochs=self.total_epochs)
+        return record
+
+
+def trial_key(family: str, point: str) -> str:
+    """How the budget guard names a trial kind: "family/point" for a documented point, "tpe" for any TPE trial
+    (with several families TPE picks the family, so a TPE trial is priced as the slowest family's)."""
+    return TPE if point == TPE else f"{family}/{point}"
+
+
+def asha_milestones(epochs: int, grace: int, eta: int) -> list[int]:
+    """The epochs at which ASHA compares trials: grace, grace*eta, ... below `epochs` (Ray's rungs)."""
+    out, milestone = [], grace
+    while milestone < epochs:
+        out.append(milestone)
+        milestone *= eta
+    return out
+
+
+def expected_epochs(epochs: int, milestones: list[int], eta: int) -> float:
+    """Epochs a trial is expected to run when each rung keeps 1/eta of the trials that reach it."""
+    total, previous, surviving = 0.0, 0, 1.0
+    for milestone in [*milestones, epochs]:
+        total += (milestone - previous) * surviving
+        previous, surviving = milestone, surviving / eta
+    return total
+
+
+def plan_search(budget: Budget, lanes: int, points: list[Point], tpe: Cost, request: Request) -> Plan:
+    """Lay the search out on `lanes` lanes within `budget`; UserError if not even one trial fits."""
+    if (budget.seconds is None) == (budget.epochs is None):
+        raise ValueError("a budget is either seconds or epochs")
+    start_s = budget.elapsed_s + START_UP_S
+    notes = []
+
+    def lay_out(epochs: int) -> tuple[list[PlannedTrial], list[str]]:
+        return _lay_out(budget, lanes, points, tpe, request, epochs)
+
+    epochs = request.max_epochs
+    if epochs is None and request.num_samples:
+        epochs = _most_epochs(lambda e: len(lay_out(e)[0]) >= request.num_samples,
+                              _epochs_ceiling(budget, points, tpe, start_s))
+        if epochs is None:
+            notes.append(f"{request.num_samples} trials do not fit whole, even at one epoch each: the plan holds "
+                         "what fits")
+    if epochs is None:
+        epochs = _default_epochs(lay_out, points, lanes, request.reduction_factor)
+    trials, left_out = lay_out(epochs)
+    if not trials:
+        raise UserError(_too_small(budget, points, tpe, start_s, request.max_epochs or 1))
+    stoppable = {(p.family, p.name) for p in points if p.epochs is None}
+    if not any(t.point == TPE or (t.family, t.point) in stoppable for t in trials):
+        epochs = min(epochs, request.max_epochs or DEFAULT_TPE_EPOCHS)  # no trial takes them: the default, not a bound
+    num_samples = request.num_samples or len(trials)
+    idle = num_samples <= lanes and request.grace_period is None
+    if idle:  # a stop would free a lane that no trial waits for: ASHA gets no rung, trials hold their lanes
+        trials, left_out = _lay_out(budget, lanes, points, tpe, request, epochs, asha=False)
+    if request.num_samples and len(trials) < request.num_samples:
+        notes.append(f"{len(trials)} of the {request.num_samples} trials asked for are expected to fit; no trial "
+                     "starts unless its whole schedule fits in what is left")
+    grace, milestones = _asha(epochs, request, on=not idle)
+    notes += [f"documented point {name} cannot run its documented epochs within the budget: left out"
+              for name in left_out]
+    return Plan(budget=budget.describe(), lanes=lanes, tpe_epochs=epochs, grace_period=grace, milestones=milestones,
+                reduction_factor=request.reduction_factor, num_samples=num_samples, trials=trials,
+                start_s=start_s, deadline_s=budget.seconds, left_out=left_out, notes=notes)
+
+
+def plan_training(budget_s: float, elapsed_s: float, cost: Cost) -> int:
+    """Epochs of one training run (the `train` command) that fit in `budget_s` from its start."""
+    usable = budget_s * (1 - SLACK) - elapsed_s - cost.first_epoch_extra_s
+    epochs = math.floor(usable / cost.epoch_s) if usable > 0 else 0
+    if epochs < 1:
+        needed = (elapsed_s + cost.seconds(1)) / (1 - SLACK)
+        raise UserError(f"the time budget of {budget_s / 60:g} min cannot hold one epoch: an epoch takes "
+                        f"{cost.seconds(1) / 60:.1f} min on this machine, after {elapsed_s / 60:.1f} min of loading "
+                        f"and measuring; give --time-budget {_minutes_up(needed)} or more")
+    return epochs
+
+
+def _asha(epochs: int, request: Request, *, on: bool = True) -> tuple[int, list[int]]:
+    if not on:
+        return epochs, []
+    grace = request.grace_period or max(1, epochs // request.reduction_factor)
+    return grace, asha_milestones(epochs, grace, request.reduction_factor)
+
+
+def _lay_out(budget: Budget, lanes: int, points: list[Point], tpe: Cost, request: Request,
+             epochs: int, *, asha: bool = True) -> tuple[list[PlannedTrial], list[str]]:
+    """The trials that fit at `epochs` per TPE trial, with their expected starts; the points left out."""
+    limit = request.num_samples or MAX_TRIALS
+    _, milestones = _asha(epochs, request, on=asha)
+    tpe_expected = expected_epochs(epochs, milestones, request.reduction_factor)
+    available_s = (budget.seconds or 0.0) * (1 - SLACK) - budget.elapsed_s - START_UP_S - WIND_DOWN_S
+    available_epochs = (budget.epochs or 0.0) / budget.epoch_fraction
+    lane_free = [0.0] * lanes
+    trials, left_out = [], []
+
+    def fits(start: float, seconds: float, trial_epochs: float) -> bool:
+        if budget.seconds is not None:
+            return start + seconds <= available_s
+        # As the search's guard counts: what ended trials ran, and the whole schedule of those still running.
+        committed = sum(t.expected_epochs if t.end_s <= start else t.epochs for t in trials)
+        return committed + trial_epochs <= available_epochs + 1e-9
+
+    jobs = [(p.family, p.name, p.epochs or epochs, p.epochs is None, p.cost) for p in points]
+    jobs_done = 0
+    while len(trials) < limit:
+        if jobs_done < len(jobs):
+            family, point, trial_epochs, stoppable, cost = jobs[jobs_done]
+            jobs_done += 1
+        else:
+            family, point, trial_epochs, stoppable, cost = TPE, TPE, epochs, True, tpe
+        start = lane_free[0]
+        full = cost.seconds(trial_epochs)
+        if not fits(start, full, trial_epochs):
+            if point == TPE:
+                break
+            left_out.append(f"{family}/{point}")
+            continue
+        runs = tpe_expected if stoppable else trial_epochs
+        trials.append(PlannedTrial(family, point, trial_epochs, runs, start, full, cost.seconds(runs)))
+        heapq.heapreplace(lane_free, start + cost.seconds(runs))
+    return trials, left_out
+
+
+def _default_epochs(lay_out, points: list[Point], lanes: int, eta: int) -> int:
+    """Neither trials nor epochs given: the most epochs (up to DEFAULT_TPE_EPOCHS) with which the budget holds a
+    search, i.e. eta trials per lane (ASHA's first rung has trials to compare) and one beyond the points; failing
+    that, the most with which one trial of that size fits."""
+    wanted = max(len(points) + 1, eta * lanes)
+    own = {(p.family, p.name) for p in points if p.epochs is not None}
+    return (_most_epochs(lambda e: len(lay_out(e)[0]) >= wanted, DEFAULT_TPE_EPOCHS)
+            or _most_epochs(lambda e: any((t.family, t.point) not in own for t in lay_out(e)[0]), DEFAULT_TPE_EPOCHS)
+            or DEFAULT_TPE_EPOCHS)
+
+
+def _most_epochs(ok, ceiling: int) -> int | None:
+    """The largest e in [1, ceiling] with ok(e), for ok true up to some e and false above it; None if ok(1) fails."""
+    if ceiling < 1 or not ok(1):
+        return None
+    low, high = 1, ceiling
+    while low < high:
+        middle = (low + high + 1) // 2
+        if ok(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _epochs_ceiling(budget: Budget, points: list[Point], tpe: Cost, start_s: float) -> int:
+    if budget.seconds is None:
+        return max(1, math.floor(budget.epochs / budget.epoch_fraction))
+    cheapest = min([tpe.epoch_s, *(p.cost.epoch_s for p in points)])
+    return max(1, math.floor(max(0.0, budget.seconds - start_s) / cheapest))
+
+
+def _too_small(budget: Budget, points: list[Point], tpe: Cost, start_s: float, tpe_epochs: int) -> str:
+    """Why nothing fits, with the budget that would hold the smallest trial."""
+    sizes = [(tpe.seconds(tpe_epochs), tpe_epochs, f"a TPE trial of {tpe_epochs} epoch(s)")]
+    sizes += [(p.cost.seconds(p.epochs or tpe_epochs), p.epochs or tpe_epochs,
+               f"documented point {p.family}/{p.name} ({p.epochs or tpe_epochs} epoch(s))") for p in points]
+    seconds, epochs, what = min(sizes)
+    if budget.seconds is None:
+        return (f"the budget of {budget.describe()} cannot hold one trial: the smallest, {what}, needs "
+                f"{epochs * budget.epoch_fraction:g}; give --epochs-budget {epochs * budget.epoch_fraction:g} or more")
+    needed = (start_s + seconds + WIND_DOWN_S) / (1 - SLACK)
+    return (f"the time budget of {budget.describe()} cannot hold one trial: the smallest, {what}, needs "
+            f"{seconds / 60:.1f} min on this machine, after {budget.elapsed_s / 60:.1f} min of loading and measuring "
+            f"and {START_UP_S:g} s to start the search; give --time-budget {_minutes_up(needed)} or more")
+
+
+def _minutes_up(seconds: float) -> str:
+    return f"{math.ceil(seconds / 6) / 10:g}"  # minutes, rounded up to a tenth

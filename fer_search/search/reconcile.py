@@ -1,0 +1,122 @@
+"""What `run --resume` settles before the search goes on (Ray-free): the study and the trial folders, against
+the trials that Ray restores.
+
+A driver killed at any moment leaves three records that need not agree: the Optuna study (written at once:
+a trial is asked, and told its outcome, as it happens), Ray's saved experiment state (a snapshot every few
+seconds, copied file by file into the experiment folder) and the trial folders. Ray's newest saved state is
+what Ray restores and runs, so it decides:
+
+- a study trial of this experiment still RUNNING that no restored trial backs was asked after Ray's last
+  snapshot (or its snapshot was cut short): Ray will never run it. It is told FAIL, and a documented point
+  goes back into the study's queue with its parameters and attributes, so that it runs (once);
+- a restored trial that Ray saved as ended while the study still has it RUNNING (its outcome never reached
+  the database) is told its outcome from the result Ray saved;
+- a trial folder that no restored trial backs and that did not end is marked as not resumed (error.txt says
+  why), so the files say what the study says.
+
+Each step can be done twice: a resume killed while it settled settles the rest the next time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from fer_search.search import layout
+from fer_search.search.study import EXPERIMENT_ATTR
+from fer_search.search.study_writes import Report, Requeue, Tell, Write
+
+ENDED_IN_RAY = "TERMINATED"  # Ray's status of a trial that ended (ERROR ones are restarted by --resume)
+NOT_RESUMED = ("not resumed: the driver was stopped before Ray saved this trial, so --resume cannot continue it "
+               "(its study trial is FAIL; a documented point runs again as a new trial)")
+
+
+@dataclass(frozen=True)
+class RestoredTrial:
+    """A trial in Ray's newest saved state, as `--resume` brings it back."""
+    trial_id: str  # Ray's
+    number: int  # its study trial
+    status: str  # Ray's: PENDING, RUNNING, PAUSED, TERMINATED or ERROR
+    last_result: dict[str, Any]
+
+    @property
+    def runs_again(self) -> bool:
+        """Ray resumes it (an unfinished or errored trial), so it is live again."""
+        return self.status != ENDED_IN_RAY
+
+
+def outcome_writes(number: int, result: dict[str, Any] | None, metric: str, error: bool = False) -> list[Write]:
+    """What the study is told when a trial ends.
+
+    Ray tells Optuna a trial that ASHA stopped early as COMPLETE with its low-budget value, so TPE would
+    treat an epoch-2 score as a final one. Here only a trial the trainer ended itself (`finished_by`) is
+    COMPLETE; any other end without an error is a stop (ASHA, the time budget) and is PRUNED, after its
+    last result (Optuna keeps it as the value, which TPE ranks below every completed trial). A trial that
+    errored or diverged is FAIL.
+    """
+    result = result or {}
+    value = result.get(metric)
+    if error or result.get(layout.FINISHED_KEY) == layout.DIVERGED_BY:
+        return [Tell(number, "FAIL")]
+    if value is None:
+        return [Tell(number, "PRUNED")]
+    if layout.FINISHED_KEY in result:
+        return [Tell(number, "COMPLETE", value)]
+    return [Report(number, int(result["training_iteration"]), value), Tell(number, "PRUNED")]
+
+
+@dataclass
+class Settlement:
+    writes: list[Write]  # in order
+    lost: list[int]  # study trials asked by a killed driver that Ray does not restore
+    requeued: list[int]  # those of them that carried a documented point
+
+    def __str__(self) -> str:
+        again = f"; the documented point(s) they carried ({_numbers(self.requeued)}) run again" if self.requeued else ""
+        return (f"study trial(s) {_numbers(self.lost)} started after Ray last saved the search and were lost with "
+                f"the driver: FAIL{again}")
+
+
+def _numbers(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers))
+
+
+def settle_study(study: optuna.Study, experiment: str, restored: list[RestoredTrial], metric: str) -> Settlement:
+    """The writes that make the study agree with what Ray restores (see the module's docstring)."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    writes: list[Write] = []
+    for trial in restored:
+        told = trials.get(trial.number)
+        if told is not None and told.state == TrialState.RUNNING and trial.status == ENDED_IN_RAY:
+            writes += outcome_writes(trial.number, trial.last_result, metric)
+    backed = {trial.number for trial in restored}
+    lost = [t for t in trials.values() if t.state == TrialState.RUNNING and t.number not in backed
+            and t.user_attrs.get(EXPERIMENT_ATTR) == experiment]
+    requeued = [t.number for t in lost if t.user_attrs.get("point")]
+    for trial in lost:
+        writes += [Requeue(trial.number)] if trial.number in requeued else []
+        writes.append(Tell(trial.number, "FAIL"))
+    return Settlement(writes, [t.number for t in lost], requeued)
+
+
+def ended_in_study(study: optuna.Study, restored: list[RestoredTrial]) -> set[str]:
+    """Ray's ids of the restored trials whose study trial is finished: a rerun from their last checkpoint (they
+    ended after Ray's snapshot, or errored) tells the study nothing new, except a resumed FAIL's outcome."""
+    finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    return {trial.trial_id for trial in restored if trial.number in finished}
+
+
+def forgotten_folders(experiment: Path, restored: list[RestoredTrial]) -> list[layout.Trial]:
+    """The experiment's trial folders that Ray does not restore: trials started after its last snapshot."""
+    backed = {trial.number for trial in restored}
+    return [t for t in layout.list_trials(experiment.parent, experiment.name) if t.number not in backed]
+
+
+def mark_not_resumed(trials: list[layout.Trial]) -> None:
+    """Forgotten trials that had not ended are errored in the files, with the reason, as they are FAIL in the study."""
+    for trial in trials:
+        if trial.status == layout.RUNNING:
+            (trial.path / layout.ERROR_FILE).write_text(NOT_RESUMED + "\n")
