@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import textwrap
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,6 +125,7 @@ def cmd_ensemble(args) -> int:
 def _ensemble(args) -> int:
     from analysis import ensemble as ens
     from analysis.leaderboard import find_trials, leaderboard, search_metric
+    from analysis.outcome import describe
     from analysis.report import ENSEMBLE, score, write_report
     from fer_search.search import layout
     from fer_search.search.storage import StoragePath
@@ -191,11 +193,29 @@ def _ensemble(args) -> int:
     if refit_scores is not None:
         print(f"refit ensemble (members retrained on train + validation): test acc {refit_scores['accuracy']:.4f}, "
               f"macro-F1 {refit_scores['macro_f1']:.4f} (reported only)")
-    print(f"report: {report}")
     for path in files.values():
         print(f"wrote {path}")
-    print(f"next: python -m fer_search evaluate {shlex.quote(_shown(out / 'ensemble.pt'))} --data DATA")
+    experiments = list(dict.fromkeys(t.experiment for t in trials))
+    print("\n" + textwrap.fill(describe(trials, ensemble, time_budget=_time_budgeted(storage, experiments)), 110))
+    _print_where_to_look(report, storage, experiments)
+    print(f"next:        python -m fer_search evaluate {shlex.quote(_shown(out / 'ensemble.pt'))} --data DATA")
     return 0
+
+
+def _time_budgeted(storage: Path, experiments: list[str]) -> bool:
+    """Whether a search was started with --time-budget: then a trial stopped early may be the budget's doing."""
+    from fer_search.search.record import load_record
+
+    records = [load_record(storage / name) for name in experiments]
+    return any(record is not None and "--time-budget" in record.command for record in records)
+
+
+def _print_where_to_look(report: Path, storage: Path, experiments: list[str]) -> None:
+    quoted = shlex.quote(_shown(storage))
+    print(f"\nreport:      {_shown(report)}  (members, per-class recall, learning curves, parameter importance)")
+    print(f"tensorboard: tensorboard --logdir {quoted}  (every trial's curves, hyperparameters, confusion matrices)")
+    for name in experiments:
+        print(f"dashboard:   python -m fer_search dashboard {shlex.quote(name)} --storage {quoted}  (the Optuna study)")
 
 
 def _shown(path: Path) -> str:

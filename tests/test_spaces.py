@@ -145,9 +145,10 @@ def test_documented_budgets_reach_the_trainer_whatever_the_runs_max_epochs():
         assert {key: trainer.model[key] for key in DOCUMENTED_MODELS.get(point, {})} == DOCUMENTED_MODELS.get(point, {})
     # Every point names its own budget but the native ViT's, this project's starting point, not a run of the series.
     assert {(f, p) for f, p in configs if (f, p) not in sampler.budgeted_points} == {("vit", "native")}
-    # A smoke run cuts every trial to its own budget, documented points included.
+    # A smoke run cuts every trial's epochs, documented points included; ASHA still lets those run to their end.
     smoke = SpaceSampler(spaces[:1], {"epochs": 3, "seed": 0}, point_budgets=False)
     assert smoke(_study(smoke).ask())["epochs"] == 3 and not smoke.budgeted_points
+    assert smoke.scheduled_points == {(spaces[0].family, name) for name in spaces[0].points}
 
 
 @pytest.mark.parametrize("family", series_families())

@@ -349,7 +349,7 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
                data_version: str) -> tune.Tuner:
     sampler = SpaceSampler(spaces, settings.overrides(), point_budgets=settings.point_budgets)
     searcher = search_algorithm(sampler, settings, concurrency)
-    scheduler = BudgetASHA(sampler.budgeted_points, time_attr="training_iteration", metric=settings.objective,
+    scheduler = BudgetASHA(sampler.scheduled_points, time_attr="training_iteration", metric=settings.objective,
                            mode="max", max_t=settings.max_epochs,
                            grace_period=min(settings.grace_period, settings.max_epochs),
                            reduction_factor=settings.reduction_factor)
@@ -388,7 +388,7 @@ def search_algorithm(sampler: SpaceSampler, settings: SearchSettings, concurrenc
     return SessionSearchGenerator(ConcurrencyLimiter(
         TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
                              location=settings.study_location(), experiment=settings.name,
-                             optuna_sampler=settings.optuna_sampler),
+                             optuna_sampler=settings.optuna_sampler, startup_trials=settings.tpe_startup_trials),
         max_concurrent=concurrency))
 
 
@@ -469,7 +469,7 @@ def trial_name(trial) -> str:
 
 
 class PointBudgetASHA(ASHAScheduler):
-    """ASHA that lets a documented point with its own budget (SpaceSampler.budgeted_points) run to its end.
+    """ASHA that lets a documented point with its own schedule (SpaceSampler.scheduled_points) run to its end.
 
     Its results still enter the rungs, as real observations the other trials are measured against,
     but neither a rung's cutoff nor max_t stops it: the trainer ends it, at its own epochs or by its
@@ -514,7 +514,7 @@ class TruthfulOptunaSearch(OptunaSearch):
     """
 
     def __init__(self, sampler: SpaceSampler, *, metric: str, seed: int, location: study.StudyLocation,
-                 experiment: str, optuna_sampler: str = "tpe"):
+                 experiment: str, optuna_sampler: str = "tpe", startup_trials: int = 10):
         self._experiment = experiment
         self._location = location
         self._numbers: dict[str, int] = {}  # Ray's trial id -> its study trial's number
@@ -522,7 +522,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         # Constant liar: parallel trials that are still running count as bad, so TPE spreads out. Random
         # sampling is the baseline TPE is measured against (benchmarks/search_value.py).
         draws = (optuna.samplers.RandomSampler(seed=seed) if optuna_sampler == "random"
-                 else optuna.samplers.TPESampler(seed=seed, constant_liar=True))
+                 else optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials))
         # The study lives in its database (Ray creates it there, or loads it to continue it), not only in
         # Ray's pickle of this searcher.
         super().__init__(space=sampler, metric=metric, mode="max", sampler=draws,

@@ -11,8 +11,9 @@ names carry the family ("resnet.lr") so that families with different choices for
 share one study; non-scalar choices (layer widths) are given to Optuna as their JSON text.
 
 A documented point that names its own `epochs` keeps them over the run's `--max-epochs`
-(budgeted_points; the scheduler in ray_tune.py also lets it run to its end), so it runs as the
-notes ran it. A point without its own epochs is a starting configuration like any other trial.
+(budgeted_points), so it runs as the notes ran it; the scheduler in ray_tune.py lets it run to its
+end (scheduled_points), a --smoke run's cut schedule too. A point without its own epochs is a
+starting configuration like any other trial.
 """
 from __future__ import annotations
 
@@ -41,9 +42,11 @@ class SpaceSampler:
     def __init__(self, spaces: list[SearchSpace], overrides: dict[str, Any], *, point_budgets: bool = True):
         self.spaces = {space.family: space for space in spaces}
         self.overrides = dict(overrides)  # run-wide settings (epochs, metric, seed, ...) every trial gets
-        # (family, point) of the points that keep their own epochs; none when the run cuts every trial (--smoke).
-        self.budgeted_points = {(family, name) for family, space in self.spaces.items()
-                                for name, point in space.points.items() if "epochs" in point} if point_budgets else set()
+        # (family, point) of the points with their own schedule, which ASHA lets run to its end ...
+        self.scheduled_points = {(family, name) for family, space in self.spaces.items()
+                                 for name, point in space.points.items() if "epochs" in point}
+        # ... and keep their own epochs; none when the run cuts every trial's epochs (--smoke).
+        self.budgeted_points = set(self.scheduled_points) if point_budgets else set()
 
     def documented_points(self) -> list[tuple[dict[str, Any], dict[str, str]]]:
         """(Optuna parameters to enqueue, user attributes) per documented point, families interleaved

@@ -31,6 +31,9 @@ class SearchSettings:
     max_epochs: int = 20
     grace_period: int = 6  # epochs before ASHA may stop a trial (the CLI: a third of max_epochs)
     reduction_factor: int = 3
+    # Trials with a result (documented points included) before TPE models them; until then it samples at
+    # random. Optuna's default, 10, is more than a --smoke search has.
+    tpe_startup_trials: int = 10
     metric: str = "val_acc"
     seed: int = 0
     cpus: int | None = None  # None: every CPU (of this machine, or of the cluster)
@@ -45,7 +48,7 @@ class SearchSettings:
     max_train_images: int = 0  # cap per epoch (smoke runs); 0 = all
     fixed: dict = field(default_factory=dict)  # `run --set KEY=VALUE`: options every trial gets
     # A documented point that names its own epochs keeps them over max_epochs and runs to its own end
-    # (ASHA does not stop it); False (--smoke) cuts every trial to the run's tiny budget.
+    # (ASHA does not stop it); False (--smoke) cuts its epochs to max_epochs, which it still runs to their end.
     point_budgets: bool = True
     experiment_type: str = "search"  # W&B tag: "search" or "reproduce"
     trial_retries: int = 2  # restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node)
