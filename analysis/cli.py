@@ -218,8 +218,12 @@ def _print_where_to_look(report: Path, storage: Path, experiments: list[str]) ->
         print(f"dashboard:   python -m fer_search dashboard {shlex.quote(name)} --storage {quoted}  (the Optuna study)")
 
 
-def _shown(path: Path) -> str:
-    """A path as short as it is clear: relative below the working directory, else absolute."""
+def _shown(path) -> str:
+    """A path as short as it is clear: relative below the working directory, else absolute; a bucket URI as is."""
+    from fer_search.search.storage import is_uri
+
+    if is_uri(path):
+        return str(path)
     relative = os.path.relpath(path)
     return str(path) if relative.startswith("..") else relative
 

@@ -73,8 +73,11 @@ def _running_on(node_id: str, storage: Path, name: str) -> str | None:
 @pytest.mark.slow
 def test_a_search_spreads_over_nodes_and_survives_losing_one(cluster, tmp_path, capsys):
     storage, name = tmp_path / "runs", "multi"
+    # A checkpoint every epoch: the retried trial then reports no epoch twice (with the default policy it may
+    # retrain the epochs since its last checkpoint).
     command = _run_command(cluster, storage, "--storage-shared", "--ship-code", "--name", name, "--num-samples",
-                           str(TRIALS), "--max-epochs", str(EPOCHS), "--grace-period", str(EPOCHS))
+                           str(TRIALS), "--max-epochs", str(EPOCHS), "--grace-period", str(EPOCHS),
+                           "--checkpoint-every", "1")
     lost = sorted(cluster.worker_nodes, key=lambda node: node.node_id)[-1]
     with open(tmp_path / "driver.log", "w+") as log:
         driver = subprocess.Popen(command, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)

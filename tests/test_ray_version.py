@@ -16,10 +16,10 @@ ROOT = Path(__file__).parent.parent
 
 # Every private attribute of Ray's that fer_search/search reads, overrides or sets, by the Ray object that has it.
 PRIVATE_RAY_ATTRIBUTES = {
-    "OptunaSearch": ("_ot_study", "_ot_trials", "_completed_trials", "_space"),
+    "OptunaSearch": ("_ot_study", "_ot_trials", "_completed_trials", "_space", "_sampler", "_study_name", "_storage"),
     "ASHAScheduler": ("_trial_info", "_num_stopped", "_time_attr", "_metric", "_metric_op", "_brackets"),
     "ASHAScheduler._brackets[0]": ("_rungs", "on_result"),
-    "SearchGenerator": ("_finished", "_total_samples"),
+    "SearchGenerator": ("_finished", "_total_samples", "_counter"),
     "WandbLoggerCallback": ("_start_logging_actor",),
     "CSVLoggerCallback": ("_setup_trial", "_trial_files", "_trial_csv", "_trial_continue"),
     "ray._private.ray_constants": ("ENABLE_RAY_CLUSTER",),

@@ -267,3 +267,38 @@ def test_study_writes_wait_in_order_while_the_database_is_locked(tmp_path, caplo
     assert [r.getMessage().split(" (")[0].split(";")[0] for r in caplog.records] == [
         "the study database did not answer", "the study database answers again"]
     assert writes.write(made, *stopped, Tell(number, "COMPLETE", 0.9)) and made.trials[number].value == 0.4
+
+
+def test_a_trial_that_ask_took_before_the_database_failed_is_ended_when_it_answers(tmp_path, monkeypatch):
+    """The database fails part-way through Optuna's ask(), after it took a trial: no trial of the search is left
+    RUNNING once the database answers, and a documented point it took goes back into the queue."""
+    import sqlalchemy.exc
+
+    from fer_search.search.ray_tune import TruthfulOptunaSearch
+    from fer_search.search.sampler import SpaceSampler
+    from fer_search.search.study import default_location
+    from search_spaces import load_space
+
+    sampler = SpaceSampler([load_space(str(SPACES / "tiny_simple_cnn.yaml"))], {})
+    (tmp_path / "e").mkdir()
+    searcher = TruthfulOptunaSearch(sampler, metric="best_val_acc", seed=0, location=default_location(str(tmp_path), "e"),
+                                    experiment="e")
+    ask = optuna.Study.ask
+
+    def failing_ask(self, *args, **kwargs):
+        ask(self, *args, **kwargs)
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(optuna.Study, "ask", failing_ask)
+    assert searcher.suggest("first") is None
+    taken = [t for t in searcher._ot_study.get_trials() if t.state.name == "RUNNING"]
+    assert len(taken) == 1 and taken[0].user_attrs.get("point")  # the first documented point, taken and lost
+    monkeypatch.setattr(optuna.Study, "ask", ask)
+    searcher._writes.retry_at = 0.0
+    config = searcher.suggest("second")
+    trials = searcher._ot_study.get_trials()
+    assert trials[taken[0].number].state.name == "FAIL"
+    requeued = [t for t in trials if t.user_attrs.get("requeued_from") == taken[0].number]
+    assert config is not None and [t.state.name for t in requeued] == ["WAITING"]  # the lost point runs later
+    assert requeued[0].params == taken[0].params and requeued[0].user_attrs["point"] == taken[0].user_attrs["point"]
+    assert [t.number for t in trials if t.state.name == "RUNNING"] == [searcher._numbers["second"]]

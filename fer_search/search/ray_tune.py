@@ -603,6 +603,8 @@ class TruthfulOptunaSearch(OptunaSearch):
             trial = study_writes.ask(current, self._experiment)
         except study.STORAGE_ERRORS as exc:
             self._writes.went_away(exc)
+            # ask() may have taken a trial before the database failed: it is ended once the database answers.
+            self._writes.waiting.append(study_writes.EndUntaken(self._experiment, frozenset(self._numbers.values())))
             return None
         self._writes.answered()
         try:

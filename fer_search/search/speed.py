@@ -185,7 +185,8 @@ def measure_here(config: dict[str, Any], *, threads: int, device: str, barrier=N
     import torch
 
     from fer_search.data.types import FERData, LoadReport, Split
-    from fer_search.search.trial import write_checkpoint
+    from fer_search.search.storage import StoragePath
+    from fer_search.search.trial_files import TrialFiles
     from fer_search.training import train
 
     train_config = _train_config(config)
@@ -205,7 +206,10 @@ def measure_here(config: dict[str, Any], *, threads: int, device: str, barrier=N
         if state.epoch == 2:
             started = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="fer_search_speed_") as directory:
-                write_checkpoint(Path(directory), state, data, config, train_config.metric, None)
+                # A checkpoint as a trial writes it, with its best epoch's folder (the costliest case).
+                files = TrialFiles(StoragePath.of(directory), data, config, train_config.metric)
+                (Path(directory) / "checkpoint").mkdir()
+                files.write_checkpoint(Path(directory) / "checkpoint", state, None)
             checkpoint_s.append(time.perf_counter() - started)
 
     previous = torch.get_num_threads()

@@ -113,7 +113,23 @@ class ResumedCopy:
             user_attrs={**told.user_attrs, RESUMED_ATTR: self.number}, intermediate_values={self.step: self.value}))
 
 
-Write = Report | Tell | Requeue | ResumedCopy
+@dataclass(frozen=True)
+class EndUntaken:
+    """A trial that ask() took from the study but never handed back, the database having failed part-way through
+    it: RUNNING, labelled with this experiment, and not one of the trials this search knew when ask() failed
+    (`known`; no trial is asked while a write waits). Told FAIL; a documented point goes back into the queue."""
+    experiment: str
+    known: frozenset[int]
+
+    def apply(self, study: optuna.Study) -> None:
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.user_attrs.get(EXPERIMENT_ATTR) == self.experiment and trial.number not in self.known:
+                if trial.user_attrs.get("point"):
+                    Requeue(trial.number).apply(study)
+                Tell(trial.number, "FAIL").apply(study)
+
+
+Write = Report | Tell | Requeue | ResumedCopy | EndUntaken
 
 
 class StudyWrites:
