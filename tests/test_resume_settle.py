@@ -198,3 +198,40 @@ def test_an_errored_trial_that_a_resume_finishes_reaches_tpe(tmp_path):
     [learned] = [t for t in _trials(location) if t.state.name == "COMPLETE"]
     assert failed.state.name == "FAIL" and learned.value == 0.55
     assert learned.params == failed.params and learned.user_attrs["point"] == config["point"]
+
+
+def _trial_folder_without_rays_files(experiment: Path, number: int, finished_by: str | None) -> None:
+    """What a killed driver leaves of a trial that started after Ray last copied its own files in: the trial's
+    checkpoints (written straight into the folder), no params.json or result.json (staged on the driver)."""
+    import json
+
+    folder = experiment / f"{number:03d}_simple_cnn_tpe"
+    config = {"arch": "simple_cnn", "family": "simple_cnn", "point": "tpe", "trial_number": number, "lr": 0.01}
+    summary = {"config": config, "metric": "val_acc", "best_epoch": 2, "best_dir": "best_epoch_0002",
+               "epochs_trained": 3, "metrics": {"epoch": 2, "val_acc": 0.5, "val_macro_f1": 0.4}}
+    if finished_by:
+        summary[FINISHED_KEY] = finished_by
+    (folder / "checkpoint_000001").mkdir(parents=True)
+    (folder / "checkpoint_000001" / "summary.json").write_text(json.dumps(summary))
+
+
+def test_a_trial_whose_ray_files_the_killed_driver_never_copied_is_listed_from_its_checkpoint(tmp_path):
+    """A trial that ended between Ray's last copy of its driver files and the kill is listed as ended (and counts as
+    a trial of the experiment); one that had not ended is listed and marked not resumed; a folder Ray restores,
+    or one with its params.json, is left alone."""
+    from fer_search.search import layout
+
+    experiment = tmp_path / "runs" / "e"
+    _trial_folder_without_rays_files(experiment, 4, "max_epochs")
+    _trial_folder_without_rays_files(experiment, 5, None)
+    _trial_folder_without_rays_files(experiment, 6, "max_epochs")  # Ray restores this one: its files will come
+    restored = [reconcile.RestoredTrial("id6", 6, "RUNNING", {})]
+    assert layout.list_trials(tmp_path / "runs", "e") == []  # what the resume found before this
+
+    assert reconcile.recover_ray_files(experiment, restored) == ["004_simple_cnn_tpe", "005_simple_cnn_tpe"]
+    forgotten = reconcile.forgotten_folders(experiment, restored)
+    reconcile.mark_not_resumed([t for t in forgotten if t.status == layout.RUNNING])
+    ended, unended = layout.list_trials(tmp_path / "runs", "e")
+    assert (ended.number, ended.status, ended.epochs, ended.results[-1]["best_val_acc"]) == (4, layout.COMPLETED, 3, 0.5)
+    assert (unended.number, unended.status) == (5, layout.ERRORED) and "not resumed" in unended.failure()
+    assert reconcile.recover_ray_files(experiment, restored) == []  # done once

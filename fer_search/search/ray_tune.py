@@ -126,6 +126,7 @@ def _prepare_resume(storage: str, name: str) -> None:
     restored = _restored_trials(path)
     trials_so_far = len(restored)
     if local:
+        reconcile.recover_ray_files(Path(path), restored)
         forgotten = reconcile.forgotten_folders(Path(path), restored)
         unended = [trial for trial in forgotten if trial.status == layout.RUNNING]
         reconcile.mark_not_resumed(unended)

@@ -12,12 +12,17 @@ what Ray restores and runs, so it decides:
 - a restored trial that Ray saved as ended while the study still has it RUNNING (its outcome never reached
   the database) is told its outcome from the result Ray saved;
 - a trial folder that no restored trial backs and that did not end is marked as not resumed (error.txt says
-  why), so the files say what the study says.
+  why), so the files say what the study says;
+- a trial folder whose Ray files never reached the experiment (the driver writes `params.json` and
+  `result.json` in a staging folder of its own and copies them in every few seconds, while the trial writes its
+  checkpoints straight into the folder) gets them back from its newest checkpoint's summary, so that a trial
+  that ended in that window is listed as ended and counted, and one that had not ended is marked as above.
 
 Each step can be done twice: a resume killed while it settled settles the rest the next time.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ import optuna
 from optuna.trial import TrialState
 
 from fer_search.search import layout
+from fer_search.search.storage import StoragePath
 from fer_search.search.study import EXPERIMENT_ATTR
 from fer_search.search.study_writes import Report, Requeue, Tell, Write
 
@@ -107,6 +113,35 @@ def ended_in_study(study: optuna.Study, restored: list[RestoredTrial]) -> set[st
     ended after Ray's snapshot, or errored) tells the study nothing new, except a resumed FAIL's outcome."""
     finished = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     return {trial.trial_id for trial in restored if trial.number in finished}
+
+
+RECOVERED_KEY = "recovered_from"  # in a result line written back from a checkpoint: the summary it came from
+
+
+def recover_ray_files(experiment: Path, restored: list[RestoredTrial]) -> list[str]:
+    """Trial folders that no restored trial backs, with a checkpoint but no params.json (Ray's files were lost
+    with the killed driver): params.json and one result line, the trial's state at that checkpoint, written from
+    the checkpoint's summary.json. Returns the folders' names."""
+    backed = {trial.number for trial in restored}
+    recovered = []
+    for folder in sorted(path for path in experiment.iterdir() if path.is_dir() and path.name[:1].isdigit()):
+        summary_path = layout.Trial(experiment.name, StoragePath.of(folder), {}, {}).summary_path
+        if (folder / "params.json").exists() or summary_path is None:
+            continue
+        summary = json.loads(summary_path.read_text())
+        config = summary.get("config") or {}
+        if "trial_number" not in config or int(config["trial_number"]) in backed:
+            continue
+        metric = summary.get("metric", "val_acc")
+        result = {**summary.get("metrics", {}), f"best_{metric}": summary.get("metrics", {}).get(metric),
+                  "best_epoch": summary.get("best_epoch"), "training_iteration": summary.get("epochs_trained", 0),
+                  RECOVERED_KEY: str(summary_path.path)}
+        if summary.get(layout.FINISHED_KEY):
+            result.update({layout.FINISHED_KEY: summary[layout.FINISHED_KEY], "done": True})
+        (folder / "result.json").write_text(json.dumps(result) + "\n")
+        (folder / "params.json").write_text(json.dumps(config))  # last: a folder with it is a listed trial
+        recovered.append(folder.name)
+    return recovered
 
 
 def forgotten_folders(experiment: Path, restored: list[RestoredTrial]) -> list[layout.Trial]:
