@@ -235,3 +235,5 @@ def test_a_trial_whose_ray_files_the_killed_driver_never_copied_is_listed_from_i
     assert (ended.number, ended.status, ended.epochs, ended.results[-1]["best_val_acc"]) == (4, layout.COMPLETED, 3, 0.5)
     assert (unended.number, unended.status) == (5, layout.ERRORED) and "not resumed" in unended.failure()
     assert reconcile.recover_ray_files(experiment, restored) == []  # done once
+    # The ended one counts as a trial of the experiment; the one never resumed does not, at this resume or a later.
+    assert [reconcile.ran_to_an_end(t) for t in layout.list_trials(tmp_path / "runs", "e")] == [True, False]

@@ -128,9 +128,8 @@ def _prepare_resume(storage: str, name: str) -> None:
     if local:
         reconcile.recover_ray_files(Path(path), restored)
         forgotten = reconcile.forgotten_folders(Path(path), restored)
-        unended = [trial for trial in forgotten if trial.status == layout.RUNNING]
-        reconcile.mark_not_resumed(unended)
-        trials_so_far += len(forgotten) - len(unended)  # they ended: they count as trials of the experiment
+        trials_so_far += len([trial for trial in forgotten if reconcile.ran_to_an_end(trial)])
+        reconcile.mark_not_resumed([trial for trial in forgotten if trial.status == layout.RUNNING])
     location = study.recorded(path) if local else None
     if location is not None:
         study.load(location)  # a study that is not there fails here, before Ray restores anything

@@ -150,6 +150,15 @@ def forgotten_folders(experiment: Path, restored: list[RestoredTrial]) -> list[l
     return [t for t in layout.list_trials(experiment.parent, experiment.name) if t.number not in backed]
 
 
+def ran_to_an_end(trial: layout.Trial) -> bool:
+    """Whether a forgotten trial ended by itself (completed, stopped, diverged, errored): it counts as a trial of
+    the experiment. One marked not resumed, now or by an earlier resume, does not: the search makes another."""
+    if trial.status == layout.RUNNING:
+        return False
+    return trial.status != layout.ERRORED or not layout.error_line(trial.path / layout.ERROR_FILE).startswith(
+        NOT_RESUMED.split(":")[0])
+
+
 def mark_not_resumed(trials: list[layout.Trial]) -> None:
     """Forgotten trials that had not ended are errored in the files, with the reason, as they are FAIL in the study."""
     for trial in trials:
