@@ -194,33 +194,31 @@ def test_the_search_asks_the_guard_before_each_trial(monkeypatch):
     an epochs budget may still free room."""
     from ray.tune.search import Searcher
 
-    from fer_search.search import ray_tune
+    from fer_search.search import ray_adaptations, session, study_writes
 
-    from fer_search.search import study_writes
-
-    searcher = ray_tune.TruthfulOptunaSearch.__new__(ray_tune.TruthfulOptunaSearch)
-    monkeypatch.setattr(ray_tune, "_next_trial_kind", lambda study: "tpe")
+    searcher = ray_adaptations.TruthfulOptunaSearch.__new__(ray_adaptations.TruthfulOptunaSearch)
+    monkeypatch.setattr(ray_adaptations, "_next_trial_kind", lambda study: "tpe")
     searcher._ot_study = "an open study"  # the guard is asked before anything is asked of the study
     searcher._writes = study_writes.StudyWrites()
-    ray_tune._session.start(50, None, {"seconds": {"tpe": 100.0}, "epochs": {"tpe": 10.0}, "lanes": 0,
-                                      "epochs_budget": None})
+    session.current.start(50, None, {"seconds": {"tpe": 100.0}, "epochs": {"tpe": 10.0}, "lanes": 0,
+                                   "epochs_budget": None})
     try:
         assert searcher.suggest("a") == Searcher.FINISHED
     finally:
-        ray_tune._session.end()
-    ray_tune._session.start(None, None, {"seconds": {"tpe": 1.0}, "epochs": {"tpe": 10.0}, "lanes": 0,
-                                        "epochs_budget": 15.0})
+        session.current.end()
+    session.current.start(None, None, {"seconds": {"tpe": 1.0}, "epochs": {"tpe": 10.0}, "lanes": 0,
+                                     "epochs_budget": 15.0})
     try:
-        ray_tune._session.guard.claim("running", "tpe", None)
+        session.current.guard.claim("running", "tpe", None)
         assert searcher.suggest("b") is None
     finally:
-        ray_tune._session.end()
+        session.current.end()
 
 
 def test_random_sampling_is_a_sampler_option(tmp_path):
     import optuna
 
-    from fer_search.search.ray_tune import TruthfulOptunaSearch
+    from fer_search.search.ray_adaptations import TruthfulOptunaSearch
     from fer_search.search.sampler import SpaceSampler
     from fer_search.search.study import default_location
     from search_spaces import load_space

@@ -23,7 +23,7 @@ from search_spaces import load_documented
 
 
 def test_asha_lets_a_point_with_its_own_budget_finish():
-    from fer_search.search.ray_tune import PointBudgetASHA
+    from fer_search.search.ray_adaptations import PointBudgetASHA
 
     asha = PointBudgetASHA({("simple_cnn", "v1")}, time_attr="training_iteration", metric="best_val_acc",
                            mode="max", max_t=2, grace_period=1, reduction_factor=2)
@@ -45,7 +45,9 @@ def test_asha_lets_a_point_with_its_own_budget_finish():
 
 
 def test_wandb_tags_model_type_data_version_and_experiment_type(monkeypatch):
-    from fer_search.search.ray_tune import SeriesWandbCallback, WandbLoggerCallback
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    from fer_search.search.ray_adaptations import SeriesWandbCallback
 
     started = {}
     monkeypatch.setattr(WandbLoggerCallback, "_start_logging_actor",

@@ -12,7 +12,7 @@ import optuna
 import pytest
 from ray import cloudpickle
 
-from fer_search.search import ray_tune, reconcile, study, study_writes
+from fer_search.search import ray_tune, reconcile, session, study, study_writes
 from fer_search.search.layout import FINISHED_KEY
 from fer_search.search.sampler import SpaceSampler
 from fer_search.search.settings import SearchSettings
@@ -54,7 +54,7 @@ def killed_at_write(n: int):
 @pytest.fixture(autouse=True)
 def _session_ends():
     yield
-    ray_tune._session.end()
+    session.current.end()
 
 
 def _search(tmp_path: Path):
@@ -69,7 +69,7 @@ def _search(tmp_path: Path):
 def _resumed(tuner_pkl: bytes, location, restored: list[reconcile.RestoredTrial], state_dir: Path | None = None):
     """The stack as `run --resume` gets it: unpickled from tuner.pkl, then restored from Ray's saved state if any."""
     folder = Path(location.storage.removeprefix("sqlite:///")).parent
-    ray_tune._session.resumed = ray_tune.Resumed(str(folder.parent), folder.name, location, restored, len(restored))
+    session.current.resumed = session.Resumed(str(folder.parent), folder.name, location, restored, len(restored))
     stack = cloudpickle.loads(tuner_pkl)
     if state_dir is not None:
         stack.restore_from_dir(str(state_dir))
@@ -115,7 +115,7 @@ def test_a_driver_killed_at_any_write_of_an_ask_leaves_nothing_running_after_res
         running = [t.number for t in _trials(location) if t.state.name == "RUNNING"]
         assert running == [config["trial_number"]], f"killed before write {n}: {_trials(location)}"
         assert _points_kept(location) == POINTS, f"killed before write {n}"
-        ray_tune._session.end()
+        session.current.end()
     assert len(killed_at) >= 3  # the queue's label, the trial taken, its parameters
 
 
@@ -133,14 +133,14 @@ def test_a_resume_killed_while_it_settles_settles_the_rest_the_next_time(tmp_pat
             pass
         else:
             break
-        ray_tune._session.end()
+        session.current.end()
         _resumed(tuner_pkl, location, restored=[]).searcher.suggest("second")
         trials = _trials(location)
         assert trials[lost["trial_number"]].state.name == "FAIL", f"killed before write {n}"
         requeued = [t for t in trials if t.user_attrs.get(study_writes.REQUEUED_ATTR) == lost["trial_number"]]
         assert len(requeued) == 1 and requeued[0].user_attrs["point"] == lost["point"], f"killed before write {n}"
         assert _points_kept(location) == POINTS, f"killed before write {n}"
-        ray_tune._session.end()
+        session.current.end()
 
 
 def test_a_lost_documented_point_runs_again_with_its_parameters(tmp_path):

@@ -18,7 +18,7 @@ def _spend_the_budget_once_running(storage: Path, name: str, stop: threading.Eve
     Meanwhile it notes the addresses Ray's nodes listen on."""
     import ray
 
-    from fer_search.search import ray_tune
+    from fer_search.search import session
 
     deadline = time.monotonic() + 900
     while not stop.is_set() and time.monotonic() < deadline:
@@ -29,7 +29,7 @@ def _spend_the_budget_once_running(storage: Path, name: str, stop: threading.Eve
                 and trials["broken"].status == layout.ERRORED and trials["diverge"].status == layout.DIVERGED):
             break
         time.sleep(0.5)
-    ray_tune._session.deadline = time.time()
+    session.current.deadline = time.time()
 
 
 def test_failed_trials_and_a_spent_budget_end_every_trial_consistently(tmp_path, capsys, monkeypatch):
@@ -92,9 +92,9 @@ def test_failed_trials_and_a_spent_budget_end_every_trial_consistently(tmp_path,
 def test_ray_warnings_go_to_the_experiments_log_and_the_actionable_ones_to_the_console(tmp_path):
     import logging
 
-    from fer_search.search.ray_tune import RAY_LOG_FILE, _route_logs
+    from fer_search.search.ray_console import RAY_LOG_FILE, route_logs
 
-    log_file = _route_logs(str(tmp_path / "exp"))
+    log_file = route_logs(str(tmp_path / "exp"))
     try:
         tune_logger = logging.getLogger("ray.tune")
         messages = ["Trial task failed for trial 003_resnet_tpe",

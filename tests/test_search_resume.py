@@ -238,7 +238,7 @@ def test_a_resume_goes_on_from_rays_snapshot_before_one_cut_short(tiny_search, t
     """Ray copies its saved state into the folder file by file: a driver killed during the copy can leave the newest
     files cut short, and Ray would start the experiment afresh. The resume sets them aside and restores the ones
     before."""
-    from fer_search.search import ray_tune
+    from fer_search.search import ray_tune, session
 
     storage = tmp_path / "runs"
     shutil.copytree(tiny_search[0], storage)
@@ -250,9 +250,9 @@ def test_a_resume_goes_on_from_rays_snapshot_before_one_cut_short(tiny_search, t
         cut_short[-1].write_bytes(saved.read_bytes()[:200])
     try:
         ray_tune._prepare_resume(str(storage), tiny_search[1])
-        assert sorted(trial.number for trial in ray_tune._session.resumed.restored) == list(range(6))
+        assert sorted(trial.number for trial in session.current.resumed.restored) == list(range(6))
     finally:
-        ray_tune._session.end()
+        session.current.end()
     assert all(not path.exists() and path.with_suffix(".unreadable").is_file() for path in cut_short)
 
 
@@ -302,7 +302,7 @@ def test_rung_history_survives_a_resume(tmp_path):
     from pyarrow.fs import LocalFileSystem
     from ray.tune.schedulers import TrialScheduler
 
-    from fer_search.search.ray_tune import RungHistoryASHA
+    from fer_search.search.ray_adaptations import RungHistoryASHA
 
     def trial(name: str, values: list[float]) -> SimpleNamespace:
         directory = tmp_path / name
@@ -327,7 +327,7 @@ def test_rung_history_survives_a_resume(tmp_path):
 def test_resume_warns_about_options_the_restored_search_keeps(tmp_path, capsys, monkeypatch):
     _recorded_experiment(tmp_path, "exp")
     monkeypatch.setattr("fer_search.search.ray_tune.run_search", lambda *args, **kwargs: None)  # no search
-    monkeypatch.setattr("fer_search.search.ray_tune.budget_ran_out", lambda: False)  # (so no earlier search's)
+    monkeypatch.setattr("fer_search.search.session.budget_ran_out", lambda: False)  # (so no earlier search's)
     code = main(["run", "--storage", str(tmp_path), "--name", "exp", "--resume", "--max-epochs", "9", "--metric",
                  "val_macro_f1", "--num-samples", "6"])
     assert code == 1  # no trial ran: the outcome says so

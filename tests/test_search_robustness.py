@@ -112,7 +112,7 @@ def test_a_spent_budget_starts_no_waiting_trial(tmp_path, capsys, monkeypatch):
     """Three trials planned at once on one CPU (as when families with different GPU shares plan more trials than
     fit): two wait. Once the budget is spent they end without starting: no epoch, no files, FAIL in the study
     (never run: nothing for TPE to learn), and "not started" in the console and the outcome."""
-    from fer_search.search import ray_tune
+    from fer_search.search import ray_tune, session
     from fer_search.search.study import load_study
 
     planned = ray_tune.plan_resources
@@ -123,7 +123,7 @@ def test_a_spent_budget_starts_no_waiting_trial(tmp_path, capsys, monkeypatch):
     def spend_the_budget_once_a_trial_trained() -> bool:
         trials = layout.list_trials(storage, name) if (storage / name).is_dir() else []
         if trials and trials[0].epochs >= 1:
-            ray_tune._session.deadline = time.time()
+            session.current.deadline = time.time()
             return True
         return False
 

@@ -55,7 +55,7 @@ def test_a_storage_path_in_a_bucket_writes_lists_and_reads_without_local_paths(b
 def test_asha_rungs_are_rebuilt_from_results_in_a_bucket(bucket):
     """On --resume, Tune adds every trial back to a fresh ASHA, which replays its recorded results; in a bucket
     they are only reachable through the storage's filesystem (trial.path has no scheme and no local meaning)."""
-    from fer_search.search.ray_tune import RungHistoryASHA
+    from fer_search.search.ray_adaptations import RungHistoryASHA
 
     runs = StoragePath.of("bucket://fer/runs")
     scheduler = RungHistoryASHA(set(), time_attr="training_iteration", metric="best_val_acc", mode="max", max_t=9,

@@ -240,7 +240,8 @@ def _cmd_run(args) -> int:
               f"{settings.num_samples} trials, up to {settings.max_epochs} epochs ({own}), "
               f"ASHA grace {settings.grace_period}, selecting on {settings.metric}", flush=True)
 
-    from fer_search.search.ray_tune import budget_ran_out, run_search, trials_not_started
+    from fer_search.search.ray_tune import run_search
+    from fer_search.search.session import budget_ran_out, trials_not_started
 
     if not args.resume:
         from fer_search.search.reproduce_cli import say_random_init

@@ -1,6 +1,7 @@
 """The start guard of a planned search (no Ray): a trial starts only where its whole schedule fits in what is
 left of the budget, so a planned search never starts a trial that the deadline would cut before its schedule
-anneals. ray_tune.py asks it before each new trial and tells it each epoch and each end.
+anneals. In ray_adaptations.py the searcher asks it before each new trial, and BudgetLedger tells it each epoch
+and each end.
 
 The guard is built from the plan (SearchSettings.budget_guard, see budget.py): per trial kind ("family/point"
 for a documented point, "tpe" for a TPE trial) the seconds and epochs of its whole schedule, the lanes (trials

@@ -41,6 +41,13 @@ DIVERGED_BY = "diverged"  # FINISHED_KEY of a trial whose training loss became n
 COMPLETED, STOPPED, ERRORED, RUNNING, DIVERGED = "completed", "stopped early", "errored", "running", "diverged"
 
 
+def trial_name(trial) -> str:
+    """"003_resnet_tpe": creation order, family, documented point or tpe (a Ray trial's directory and display
+    name; `trial` has the search's flat `config`)."""
+    config = trial.config
+    return f"{config['trial_number']:03d}_{config['family']}_{config['point']}"
+
+
 def short_node_id(node_id: str) -> str:
     """The leading hex digits of a Ray node id: enough to tell a cluster's nodes apart."""
     return node_id[:8]

@@ -23,6 +23,8 @@ Each step can be done twice: a resume killed while it settled settles the rest t
 from __future__ import annotations
 
 import json
+import logging
+import pickletools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,8 @@ from fer_search.search.study_writes import Report, Requeue, Tell, Write
 ENDED_IN_RAY = "TERMINATED"  # Ray's status of a trial that ended (ERROR ones are restarted by --resume)
 NOT_RESUMED = ("not resumed: the driver was stopped before Ray saved this trial, so --resume cannot continue it "
                "(its study trial is FAIL; a documented point runs again as a new trial)")
+# Ray's saved state, one file of each per driver session: the trials, and the search generator's counts.
+EXPERIMENT_STATE_FILES, SEARCH_GENERATOR_STATE_FILES = "experiment_state-*.json", "search_gen_state-*.json"
 
 
 @dataclass(frozen=True)
@@ -164,3 +168,34 @@ def mark_not_resumed(trials: list[layout.Trial]) -> None:
     for trial in trials:
         if trial.status == layout.RUNNING:
             (trial.path / layout.ERROR_FILE).write_text(NOT_RESUMED + "\n")
+
+
+def set_aside_unreadable_state(experiment: Path) -> None:
+    """Ray copies its saved state into the folder file by file, overwriting in place: a driver killed during the
+    copy can leave the newest experiment or search-generator state cut short, and Ray would then start the whole
+    experiment afresh. Such a file is renamed, so that Ray restores the one before it (the functions above settle
+    the rest). The searcher's own state is read with the same care (ray_adaptations._saved_searcher_state)."""
+    for pattern, readable in ((EXPERIMENT_STATE_FILES, _is_json), (SEARCH_GENERATOR_STATE_FILES, _is_pickle)):
+        saved = sorted(experiment.glob(pattern))
+        if saved and not readable(saved[-1].read_bytes()):
+            saved[-1].rename(saved[-1].with_suffix(".unreadable"))
+            logging.getLogger("ray.tune").warning(f"{saved[-1].name} was cut short (the driver was killed while Ray "
+                                                  "saved it): resuming from Ray's state before it")
+
+
+def _is_json(data: bytes) -> bool:
+    try:
+        json.loads(data)
+    except ValueError:  # JSON, or its UTF-8, cut short
+        return False
+    return True
+
+
+def _is_pickle(data: bytes) -> bool:
+    """Whether data is a whole pickle (read opcode by opcode, nothing is built)."""
+    try:
+        for _ in pickletools.genops(data):
+            pass
+    except ValueError:
+        return False
+    return True

@@ -11,7 +11,7 @@ names carry the family ("resnet.lr") so that families with different choices for
 share one study; non-scalar choices (layer widths) are given to Optuna as their JSON text.
 
 A documented point that names its own `epochs` keeps them over the run's `--max-epochs`
-(budgeted_points), so it runs as the notes ran it; the scheduler in ray_tune.py lets it run to its
+(budgeted_points), so it runs as the notes ran it; the scheduler in ray_adaptations.py lets it run to its
 end (scheduled_points), a --smoke run's cut schedule too. A point without its own epochs is a
 starting configuration like any other trial.
 """
