@@ -10,14 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from analysis.dashboard import add_dashboard_parser
+from fer_search.cli_options import (add_data_option, add_device_option, add_keep_test_copies, add_metric_option,
+                                    add_storage_option)
 from fer_search.errors import UserError
-
-METRICS = ("val_acc", "val_macro_f1")
 
 
 def add_analysis_parsers(subparsers) -> None:
-    from fer_search.cli import add_keep_test_copies
-
     p = subparsers.add_parser(
         "leaderboard", help="every trial of a search, the best per family, imbalance comparison",
         description="Every trial of the chosen experiments (best first by the validation metric; test columns are "
@@ -50,8 +48,8 @@ def add_analysis_parsers(subparsers) -> None:
     p.add_argument("--refit", action="store_true",
                    help="also retrain each member on train + validation for the epochs validation chose, and "
                         "report that refit ensemble beside this one (needs --data; OUT/refit/ensemble.pt)")
-    p.add_argument("--data", help="the search's data (path or 'synthetic'); --tta and --refit read it")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto, for --tta and --refit [%(default)s]")
+    add_data_option(p, read_for="--tta and --refit")
+    add_device_option(p, "for --tta and --refit")
     add_keep_test_copies(p)
     p.add_argument("--out", help="output folder [STORAGE/ensemble]")
     p.add_argument("--json", dest="json_out", metavar="FILE",
@@ -72,9 +70,9 @@ def add_analysis_parsers(subparsers) -> None:
 
 
 def _add_trial_options(p, default_names: str = "every experiment under storage") -> None:
-    p.add_argument("--storage", default="./runs", help="the search's storage folder or URI (s3://...) [%(default)s]")
+    add_storage_option(p, "the search's storage folder or URI (s3://...)")
     p.add_argument("--name", nargs="+", metavar="NAME", help=f"experiment name(s) [{default_names}]")
-    p.add_argument("--metric", choices=METRICS, help="validation metric to rank by [the one the search used]")
+    add_metric_option(p, searched=False)
 
 
 @contextmanager

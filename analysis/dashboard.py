@@ -4,6 +4,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from fer_search.cli_options import add_storage_option
 from fer_search.errors import UserError
 
 
@@ -14,7 +15,7 @@ def add_dashboard_parser(subparsers) -> None:
                     "values) on the study of an experiment, and print the TensorBoard command for the same "
                     "experiment. Listens on 127.0.0.1 unless --host says otherwise; Ctrl-C stops it.")
     p.add_argument("experiment", nargs="?", metavar="EXPERIMENT", help="experiment name [the newest under --storage]")
-    p.add_argument("--storage", default="./runs", help="the search's storage folder [%(default)s]")
+    add_storage_option(p, "the search's storage folder")
     p.add_argument("--study-storage", metavar="URL",
                    help="serve this study database instead (every study in it), e.g. a team's postgresql://...")
     p.add_argument("--host", default="127.0.0.1",

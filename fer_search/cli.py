@@ -11,17 +11,8 @@ import sys
 import time
 import warnings
 
+from fer_search.cli_options import add_data_option, add_device_option, add_keep_test_copies
 from fer_search.errors import UserError
-
-
-def _data_default() -> str:
-    return os.environ.get("FER2013_ROOT", "./data/fer2013")
-
-
-def add_keep_test_copies(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keep-test-copies", action="store_true",
-                        help="keep training images identical to test images (by default they are left out, "
-                             "so test never rewards memorisation)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("train", help="train one configuration")
     p.add_argument("arch", help="model name (see `models`)")
-    p.add_argument("--data", default=_data_default(), help="FER2013 path (any form) or 'synthetic' [%(default)s]")
+    add_data_option(p)
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the config's, 20)")
     p.add_argument("--time-budget", type=float, metavar="MINUTES",
                    help="instead of --epochs: measure this machine's speed and train the epochs that fit in MINUTES "
@@ -40,18 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder for model.pt and metrics.csv")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a training or model hyperparameter, e.g. --set lr=5e-4 --set dropout=0.4")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto [%(default)s]")
+    add_device_option(p)
     p.add_argument("--seed", type=int, default=None, help="seed for the split and training")
     add_keep_test_copies(p)
     p.set_defaults(handler=_cmd_train)
 
     p = commands.add_parser("evaluate", help="score a model or ensemble file on a split")
     p.add_argument("model_file")
-    p.add_argument("--data", default=_data_default(), help="FER2013 path (any form) or 'synthetic' [%(default)s]")
+    add_data_option(p)
     p.add_argument("--split", default="test", choices=["test", "val", "train"])
     p.add_argument("--tta", choices=["none", "flip", "crops"], default=None, help="override the file's TTA")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    p.add_argument("--device", default="auto")
+    add_device_option(p)
     p.set_defaults(handler=_cmd_evaluate)
 
     p = commands.add_parser("predict", help="find the faces in images, videos or folders and classify each")
@@ -64,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotate", metavar="OUT_DIR", help="write copies with each face's box and label drawn")
     p.add_argument("--csv", dest="csv_out", help="also write the rows to this CSV file")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto, for PyTorch model files [%(default)s]")
+    add_device_option(p, "for PyTorch model files")
     p.set_defaults(handler=_cmd_predict)
 
     p = commands.add_parser("models", help="list registered models with parameter counts")
@@ -73,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("data", help="data tools")
     data_commands = p.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     a = data_commands.add_parser("audit", help="class counts, imbalance, pixel statistics, duplicates, blanks")
-    a.add_argument("--data", default=_data_default(), help="FER2013 path (any form) or 'synthetic' [%(default)s]")
+    add_data_option(a)
     a.add_argument("--json", action="store_true")
     a.set_defaults(handler=_cmd_audit)
 

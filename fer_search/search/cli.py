@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fer_search.cli_options import add_data_option, add_keep_test_copies, add_metric_option, add_storage_option
 from fer_search.errors import UserError
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def add_run_parser(subparsers) -> None:
                    help="simple_cnn, deeper_cnn, attention_cnn, resnet, vit, mobilevit, or all")
     p.add_argument("--space", action="append", default=[], metavar="FILE",
                    help="your own search space file (.py/.yaml/.json; see `spaces`), instead of or besides FAMILY")
-    _add_shared_options(p, storage_help="results folder, or a URI Ray supports (s3://...) [%(default)s]",
+    _add_shared_options(p, storage_help="results folder, or a URI Ray supports (s3://...)",
                         name_help="experiment name [FAMILIES-DATE-TIME; with --resume: the newest under storage]")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted search (finished trials are kept, unfinished ones continue)")
@@ -53,8 +54,7 @@ def add_run_parser(subparsers) -> None:
                    help="epochs before ASHA may stop a trial [a third of --max-epochs]")
     p.add_argument("--reduction-factor", metavar="N", type=int, default=3,
                    help="ASHA keeps 1/N of the trials per rung [%(default)s]")
-    p.add_argument("--metric", choices=("val_acc", "val_macro_f1"), default="val_acc",
-                   help="validation metric that selects (test is only reported) [%(default)s]")
+    add_metric_option(p, searched=True)
     p.add_argument("--study-storage", metavar="URL",
                    help="database of the Optuna study (any Optuna supports: sqlite:////abs/studies.db, "
                         "postgresql://..., mysql://..., or a journal file journal:////abs/studies.journal); a study "
@@ -101,11 +101,8 @@ def add_run_parser(subparsers) -> None:
 
 
 def _add_shared_options(p, *, storage_help: str, name_help: str) -> None:
-    from fer_search.cli import add_keep_test_copies
-
-    p.add_argument("--data", default=os.environ.get("FER2013_ROOT", "./data/fer2013"),
-                   help="FER2013 path (any form) or 'synthetic' [$FER2013_ROOT or ./data/fer2013: %(default)s]")
-    p.add_argument("--storage", default="./runs", help=storage_help)
+    add_data_option(p)
+    add_storage_option(p, storage_help)
     p.add_argument("--name", help=name_help)
     p.add_argument("--cpus", metavar="N", type=int, help="CPUs the search may use [all]")
     p.add_argument("--gpus", metavar="N", type=int, help="GPUs the search may use [every visible one]")

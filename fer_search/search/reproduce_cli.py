@@ -23,7 +23,7 @@ def add_reproduce_parser(subparsers) -> None:
                     "figures the series never had.")
     p.add_argument("families", metavar="FAMILY[,FAMILY...]|all",
                    help="simple_cnn, deeper_cnn, attention_cnn, resnet, mobilevit (the series' 'vit' run), or all")
-    _add_shared_options(p, storage_help="results folder (local: the table is written beside the trials) [%(default)s]",
+    _add_shared_options(p, storage_help="results folder (local: the table is written beside the trials)",
                         name_help="experiment name [reproduce-FAMILIES-DATE-TIME]")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a trainer option every point gets over its own (e.g. --set precision=fp32 on a CPU without "
