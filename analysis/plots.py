@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from fer_search.data.types import CLASS_NAMES  # noqa: E402
+from fer_search.training.metrics import draw_confusion_matrix  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -25,15 +25,7 @@ def confusion_matrices(matrices: dict[str, np.ndarray], path: Path) -> Path:
     """One row-normalised confusion matrix per title (e.g. validation and test of the ensemble)."""
     fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.6), squeeze=False)
     for ax, (title, counts) in zip(axes[0], matrices.items()):
-        counts = np.asarray(counts)
-        rates = counts / np.clip(counts.sum(1, keepdims=True), 1, None)
-        ax.imshow(rates, vmin=0, vmax=1, cmap="Blues")
-        for (i, j), n in np.ndenumerate(counts):
-            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if rates[i, j] > 0.5 else "black")
-        ticks = range(len(CLASS_NAMES))
-        ax.set(title=title, xlabel="predicted", ylabel="true", xticks=ticks, yticks=ticks)
-        ax.set_xticklabels(CLASS_NAMES, rotation=45, ha="right")
-        ax.set_yticklabels(CLASS_NAMES)
+        draw_confusion_matrix(ax, counts, title, fontsize=7)
     return _save(fig, path)
 
 

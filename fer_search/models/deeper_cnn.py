@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch.nn as nn
 
 from fer_search.errors import UserError
-from fer_search.models.layers import conv_bn_relu, pooled_head
+from fer_search.models.layers import conv_stages, pooled_head
 from fer_search.models.registry import register_model
 
 
@@ -52,14 +52,6 @@ def deeper_cnn(
             f"as one number or one per width, and 1 to 3 FC widths, got widths={widths}, "
             f"convs_per_block={convs_per_block}, spatial_dropout={spatial_dropout}, fc_width={fc_width}"
         )
-    layers: list[nn.Module] = []
-    channels = in_chans
-    for width, count, rate in zip(widths, convs, rates):
-        for _ in range(count):
-            layers += conv_bn_relu(channels, width, bias=bias_before_bn)
-            channels = width
-        layers.append(nn.MaxPool2d(2))
-        if rate is not None:
-            layers.append(nn.Dropout2d(rate))
+    features, channels = conv_stages(in_chans, widths, convs, bias=bias_before_bn, dropout_rates=rates)
     classifier = pooled_head(channels, fc_width, dropout, num_classes, bias=bias_before_bn)
-    return nn.Sequential(OrderedDict(features=nn.Sequential(*layers), classifier=classifier))
+    return nn.Sequential(OrderedDict(features=features, classifier=classifier))

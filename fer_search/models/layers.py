@@ -46,6 +46,23 @@ def conv_bn_relu(in_channels: int, out_channels: int, bias: bool = False) -> lis
             nn.ReLU(inplace=True)]
 
 
+def conv_stages(in_chans: int, widths: Sequence[int], convs: Sequence[int], *, bias: bool = False,
+                dropout_rates: Sequence[float | None] | None = None) -> tuple[nn.Sequential, int]:
+    """The plain CNNs' feature extractor (deeper_cnn's blocks, vgg's stages): per entry of `widths`, convs[i] x
+    [Conv3x3 BN ReLU], MaxPool2, then Dropout2d(dropout_rates[i]) where that rate is not None. Returns the
+    layers and the channels they end with. `bias` as in conv_bn_relu."""
+    layers: list[nn.Module] = []
+    channels = in_chans
+    for stage, (width, count) in enumerate(zip(widths, convs)):
+        for _ in range(count):
+            layers += conv_bn_relu(channels, width, bias=bias)
+            channels = width
+        layers.append(nn.MaxPool2d(2))
+        if dropout_rates is not None and dropout_rates[stage] is not None:
+            layers.append(nn.Dropout2d(dropout_rates[stage]))
+    return nn.Sequential(*layers), channels
+
+
 def pooled_head(channels: int, fc_width: int | Sequence[int], dropout: float, num_classes: int,
                 bias: bool = False) -> nn.Sequential:
     """Global average pooling -> [Linear BN ReLU Dropout] per hidden width -> Linear: the documented CNNs'

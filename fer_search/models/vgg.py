@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch.nn as nn
 
 from fer_search.errors import UserError
-from fer_search.models.layers import conv_bn_relu
+from fer_search.models.layers import conv_stages
 from fer_search.models.registry import register_model
 
 
@@ -34,16 +34,10 @@ def vgg(
     if not 1 <= len(widths) <= 5 or convs_per_stage < 1 or fc_layers < 0:
         raise UserError(f"vgg needs 1 to 5 widths, convs_per_stage >= 1 and fc_layers >= 0, got widths={widths}, "
                         f"convs_per_stage={convs_per_stage}, fc_layers={fc_layers}")
-    layers: list[nn.Module] = []
-    channels = in_chans
-    for width in widths:
-        for _ in range(convs_per_stage):
-            layers += conv_bn_relu(channels, width)
-            channels = width
-        layers.append(nn.MaxPool2d(2))
+    features, channels = conv_stages(in_chans, widths, [convs_per_stage] * len(widths))
     head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     for _ in range(fc_layers):
         head += [nn.Linear(channels, fc_width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
         channels = fc_width
     head.append(nn.Linear(channels, num_classes))
-    return nn.Sequential(OrderedDict(features=nn.Sequential(*layers), classifier=nn.Sequential(*head)))
+    return nn.Sequential(OrderedDict(features=features, classifier=nn.Sequential(*head)))

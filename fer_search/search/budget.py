@@ -20,6 +20,7 @@ from fer_search.data.types import FERData
 from fer_search.errors import UserError
 from fer_search.search import plan as planner
 from fer_search.search.speed import CACHE_FILE, Layout, Speed, SpeedCache, describe_network, machine_key, speeds
+from fer_search.search.storage import is_uri
 from search_spaces import SearchSpace
 
 PLAN_FILE = "plan.json"  # beside a `train --time-budget` run's model
@@ -74,7 +75,7 @@ def plan_from_options(args, spaces: list[SearchSpace], data: FERData, settings, 
         layout_given=args.cpus_per_trial is not None, skip_points=args.skip_points or bool(args.continue_study))
     lanes = candidate_layouts(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count(),
                               layout_given=wanted.layout_given)
-    cache = None if "://" in settings.storage else Path(settings.storage, settings.name)
+    cache = None if is_uri(settings.storage) else Path(settings.storage, settings.name)
     plan, kept = plan_run(spaces, data, settings, wanted, lanes, cache)
     return plan_record(plan, started), kept
 
@@ -83,7 +84,7 @@ def report_search(storage: str, name: str, trials: list) -> None:
     """A planned search's plan vs what ran, printed and kept in experiment.json."""
     from fer_search.search.record import load_record
 
-    record = load_record(f"{storage}/{name}") if "://" not in storage else None
+    record = load_record(f"{storage}/{name}") if not is_uri(storage) else None
     if record is None or not record.plan:
         return
     actual = compare(record.plan, trials, time.time())

@@ -339,13 +339,14 @@ def _study_location(args, storage: str, name: str, families: list[str], objectiv
     """The study: the one --continue-study or --study-storage names, else study.db in the experiment folder
     (None with --resume: the experiment continues its own)."""
     from fer_search.search import study
+    from fer_search.search.storage import is_uri
 
     if args.resume:
         return None
     if args.continue_study:
         if args.study_storage:
             location = study.StudyLocation(study.database_url(args.study_storage), args.continue_study)
-        elif "://" in storage:
+        elif is_uri(storage):
             raise UserError(f"--continue-study {args.continue_study} with --storage {storage}: pass --study-storage "
                             "URL too, the database that holds the study")
         else:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from fer_search.errors import UserError
 from fer_search.search.code_probe import TRIAL_PACKAGES
 from fer_search.search.layout import short_node_id
+from fer_search.search.storage import is_uri
 
 if TYPE_CHECKING:
     from fer_search.search.settings import Resources
@@ -41,7 +42,7 @@ class Node:
 
 
 def check_storage(storage: str, nodes: int, shared: bool) -> None:
-    if "://" in storage or shared or nodes <= 1:
+    if is_uri(storage) or shared or nodes <= 1:
         return
     raise UserError(f"--storage {storage} is a folder on this machine, but the cluster's {nodes} nodes all write trial "
                     "checkpoints there: use a shared file system mounted at that path on every node and add "

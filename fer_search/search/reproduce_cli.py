@@ -37,6 +37,7 @@ def add_reproduce_parser(subparsers) -> None:
 def _cmd_reproduce(args) -> int:
     from fer_search.search import layout, reproduce
     from fer_search.search.settings import local_cpu_count, local_gpu_count, plan_resources, resolve_storage
+    from fer_search.search.storage import is_uri
     from search_spaces import load_documented, series_families
 
     names = series_families() if args.families == "all" else _family_names(args.families)
@@ -48,7 +49,7 @@ def _cmd_reproduce(args) -> int:
     if args.max_train_images is not None and args.max_train_images < 0:
         raise UserError(f"--max-train-images must be at least 0, got {args.max_train_images}")
     storage = resolve_storage(args.storage)
-    if "://" in storage:
+    if is_uri(storage):
         raise UserError(f"reproduce writes its table beside the trials: --storage must be a local folder, got {storage}")
     name = args.name or "reproduce-" + "-".join(names) + time.strftime("-%Y%m%d-%H%M%S")
     settings = _settings(args, spaces, storage, name)

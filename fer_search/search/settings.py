@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_search.errors import UserError
+from fer_search.search.storage import is_uri
 from fer_search.search.study import StudyLocation, default_location
 from search_spaces import SearchSpace
 
@@ -129,7 +130,7 @@ def local_cpu_count() -> int:
 
 def resolve_storage(storage: str) -> str:
     """A URI stays as it is (Ray checks it); a local folder becomes absolute (Ray needs that) and must be writable."""
-    if "://" in storage:
+    if is_uri(storage):
         return storage
     path = Path(storage).expanduser().absolute()
     try:

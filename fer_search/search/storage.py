@@ -19,6 +19,8 @@ from fer_search.errors import UserError
 
 
 def is_uri(location: str | os.PathLike) -> bool:
+    """Whether a storage location is a URI (s3://, gs://, file://, ...) rather than a path on this machine: the
+    one test of a remote --storage."""
     return "://" in str(location)
 
 

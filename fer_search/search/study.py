@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from fer_search.errors import UserError
 from fer_search.search.record import load_record
+from fer_search.search.storage import is_uri
 
 STUDY_DB, STUDY_JOURNAL = "study.db", "study.journal"
 JOURNAL_PREFIX = "journal:///"  # + an absolute path: a JournalStorage file
@@ -81,7 +82,7 @@ def database_url(url: str) -> str:
 def default_location(storage: str, experiment: str, shared: bool = False) -> StudyLocation:
     """The experiment folder's own study, named after the experiment: study.db, or on a shared file system
     (shared=True) study.journal."""
-    if "://" in storage:
+    if is_uri(storage):
         raise UserError(f"--storage {storage} is not a folder here, so the study database cannot go in the experiment "
                         "folder: pass --study-storage URL (e.g. sqlite:////home/me/studies.db or postgresql://...)")
     folder = Path(storage, experiment)

@@ -52,24 +52,18 @@ class TrialBoard:
 
 
 def confusion_figure(probs: np.ndarray, labels: np.ndarray, epoch: int):
-    """Counts in the cells, colour = share of the true class (so rare classes read as clearly)."""
+    """The validation confusion matrix of a new best epoch."""
     import matplotlib
 
     matplotlib.use("Agg")  # trials run headless
     import matplotlib.pyplot as plt
     from sklearn.metrics import confusion_matrix
 
+    from fer_search.training.metrics import draw_confusion_matrix
+
     matrix = confusion_matrix(labels, probs.argmax(1), labels=range(len(CLASS_NAMES)))
-    share = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     figure, axes = plt.subplots(figsize=(6, 5.2))
-    axes.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for (row, col), count in np.ndenumerate(matrix):
-        axes.text(col, row, str(count), ha="center", va="center", color="white" if share[row, col] > 0.5 else "black")
-    axes.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES, rotation=45, ha="right")
-    axes.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    axes.set_title(f"validation, epoch {epoch} (best so far)")
+    draw_confusion_matrix(axes, matrix, f"validation, epoch {epoch} (best so far)")
     figure.tight_layout()
     return figure
 

@@ -27,6 +27,21 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, prefix: str = 
     return out
 
 
+def draw_confusion_matrix(axes, counts: np.ndarray, title: str, *, fontsize: float | None = None) -> None:
+    """A confusion matrix on matplotlib axes (TensorBoard's and the report's): rows true, columns predicted, counts
+    in the cells, colour = share of the true class (so rare classes read as clearly)."""
+    counts = np.asarray(counts)
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    axes.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (row, col), count in np.ndenumerate(counts):
+        axes.text(col, row, str(count), ha="center", va="center", fontsize=fontsize,
+                  color="white" if share[row, col] > 0.5 else "black")
+    ticks = range(len(CLASS_NAMES))
+    axes.set(title=title, xlabel="predicted", ylabel="true", xticks=ticks, yticks=ticks)
+    axes.set_xticklabels(CLASS_NAMES, rotation=45, ha="right")
+    axes.set_yticklabels(CLASS_NAMES)
+
+
 def full_report(probs: np.ndarray, labels: np.ndarray) -> dict:
     """Everything `evaluate` prints: accuracy, macro-F1, per-class P/R/F1/support, confusion matrix, ECE."""
     predicted = probs.argmax(axis=1)
