@@ -8,13 +8,13 @@ from pathlib import Path
 from fer_search.data import cache, csv_forms, folders
 from fer_search.data.splits import carve_validation, drop_held_out_copies
 from fer_search.data.synthetic import make_synthetic
-from fer_search.data.types import FERData
+from fer_search.data.types import VAL_FRACTION, FERData
 from fer_search.errors import UserError
 
 SYNTHETIC = "synthetic"
 
 
-def load_data(source: str | os.PathLike, *, val_fraction: float = 0.1, seed: int = 0,
+def load_data(source: str | os.PathLike, *, val_fraction: float = VAL_FRACTION, seed: int = 0,
               cache_dir: str | os.PathLike | None = None, progress: bool = True,
               drop_test_copies: bool = True) -> FERData:
     """Load FER2013 from `source`:

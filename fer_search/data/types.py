@@ -10,6 +10,7 @@ import numpy as np
 CLASS_NAMES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SIZE = 48
+VAL_FRACTION = 0.1  # of train, stratified and seeded, where the source has no validation split
 UNLABELED = -1
 
 

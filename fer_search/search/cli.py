@@ -7,14 +7,9 @@ import shlex
 import sys
 import time
 import warnings
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fer_search.cli_options import add_data_option, add_keep_test_copies, add_metric_option, add_storage_option
 from fer_search.errors import UserError
-
-if TYPE_CHECKING:
-    from fer_search.search.record import ExperimentRecord
 
 # ASHA's grace period defaults to a third of max-epochs (0 here): a trial on a one-cycle or cosine schedule
 # scores low until its learning rate comes down, and must not be judged at epoch 2.
@@ -28,7 +23,6 @@ SMOKE = {"num_samples": 4, "max_epochs": 10, "grace_period": 3, "max_train_image
 # Optuna samples 10 trials at random before TPE models them, more than a smoke search has.
 SMOKE_TPE_STARTUP = 2
 WANDB_PROJECT = "facial-expression-recognition"  # the documented series' project
-VAL_FRACTION = 0.1  # of train, stratified and seeded, where the source has no validation split
 
 
 def add_run_parser(subparsers) -> None:
@@ -145,63 +139,15 @@ def _cmd_spaces(args) -> int:
 
 def _cmd_run(args) -> int:
     started = time.time()  # a budget counts from here: loading the data and measuring are part of it
-    from fer_search.search import layout
-    from fer_search.search.record import load_record
-    from fer_search.search.settings import (SearchSettings, local_cpu_count, local_gpu_count, plan_resources,
-                                            resolve_storage)
-    from fer_search.search import study
-    from fer_search.search.storage import StoragePath, experiment_path, is_uri
-    from fer_search.training.config import TrainConfig, parse_set_options
+    from fer_search.search import experiment
+    from fer_search.search.settings import local_cpu_count, local_gpu_count, plan_resources
 
-    if args.resume and (args.study_storage or args.continue_study):
-        raise UserError("--resume continues the experiment's own study; drop --study-storage and --continue-study")
-    storage = resolve_storage(args.storage)  # a relative path or ~, resolved once here (every node gets this one)
-    if is_uri(storage) and not (args.resume or args.study_storage):
-        study.default_location(storage, "")  # refuses before the bucket is reached: it can hold no study.db
-    name = args.name
-    if name is None and args.resume:
-        found = layout.list_experiments(storage) if StoragePath.of(storage).is_dir() else []
-        if not found:
-            raise UserError(f"nothing to resume under {StoragePath.of(storage)}; pass --name NAME")
-        name = found[-1]
-    record = None
-    if args.resume:
-        if not layout.experiment_started(storage, name):
-            print(f"nothing was started at {experiment_path(storage, name)} yet: starting it", flush=True)
-            args.resume = False
-        else:
-            record = load_record(experiment_path(storage, name))
-    elif name is not None and layout.experiment_started(storage, name):
-        # Before its record (and with it where its study is) would be written over.
-        raise UserError(f"experiment {experiment_path(storage, name)} exists already; add --resume to continue it, "
-                        "or pick another --name")
-    if record is not None:
-        _take_from_record(args, record)
+    chosen = experiment.choose(args)
     spaces = _spaces(args)
-    budget = {key: getattr(args, key) if getattr(args, key) is not None else (SMOKE if args.smoke else DEFAULTS)[key]
-              for key in DEFAULTS}
-    budget["grace_period"] = budget["grace_period"] or max(1, budget["max_epochs"] // 3)
-    _check_run_options(args, budget)
-    if args.ship_code and args.address is None:
-        raise UserError("--ship-code sends this checkout to a cluster's nodes: add --address (a search on this machine "
-                        "runs this checkout already)")
-    if name is None:
-        name = "-".join(s.family for s in spaces) + time.strftime("-%Y%m%d-%H%M%S")
-    settings = SearchSettings(
-        storage=storage, name=name, metric=args.metric, seed=args.seed, cpus=args.cpus, gpus=args.gpus,
-        gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial or 1, address=args.address,
-        storage_shared=args.storage_shared, ship_code=args.ship_code,
-        reduction_factor=args.reduction_factor, trial_retries=args.retries,
-        wandb_project=args.wandb_project if args.wandb else None, point_budgets=not args.smoke,
-        tpe_startup_trials=SMOKE_TPE_STARTUP if args.smoke else SearchSettings.tpe_startup_trials,
-        fixed=parse_set_options(args.set), checkpoint_every=args.checkpoint_every, optuna_sampler=args.sampler,
-        **budget,
-    )
-    settings.study = _study_location(args, storage, name, [s.family for s in spaces], settings.objective)
-    for space in spaces:  # a bad --set fails here, not inside every trial
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # imbalance=both of a documented point
-            TrainConfig.from_flat({**space.point_config(next(iter(space.points))), **settings.fixed})
+    settings = _settings(args, chosen.storage, chosen.name, spaces)
+    settings.study = experiment.study_location(args, chosen.storage, settings.name, [s.family for s in spaces],
+                                               settings.objective)
+    _check_fixed_options(spaces, settings.fixed)
     if args.wandb:
         _check_wandb()
     if args.address is None:
@@ -209,33 +155,19 @@ def _cmd_run(args) -> int:
         plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
 
     from fer_search.data import describe_load, load_data
+    from fer_search.data.types import VAL_FRACTION
 
     data = load_data(args.data, seed=args.seed, val_fraction=VAL_FRACTION, drop_test_copies=not args.keep_test_copies)
     print(describe_load(data))
-    experiment = experiment_path(settings.storage, name)
     from fer_search.search.budget import plan_from_options
 
-    plan = plan_from_options(args, spaces, data, settings, started) if record is None and not args.resume else None
+    plan = plan_from_options(args, spaces, data, settings, started) if chosen.record is None and not args.resume else None
     if plan is not None:
         spaces = plan[1]
     if args.skip_points:  # a baseline: the search starts from the ranges alone
         spaces = [dataclasses.replace(space, points={}) for space in spaces]
-    if record is not None:
-        record.check_same_data(data)
-        record.num_samples = settings.num_samples
-        record.save(experiment)
-    elif not args.resume:
-        record = _new_record(args, spaces, data, settings)
-        record.plan = plan[0] if plan is not None else None
-        record.save(experiment)
-    if args.resume:  # the spaces, metric and epochs are the experiment's own, restored by Ray
-        print(f"resuming {experiment}" + (f": {settings.num_samples} trials in all" if record else ""), flush=True)
-    else:
-        own = "documented points: their own epochs" if settings.point_budgets else "documented points too"
-        own += ", which ASHA lets them finish"
-        print(f"search {experiment}: {', '.join(s.family for s in spaces)}; "
-              f"{settings.num_samples} trials, up to {settings.max_epochs} epochs ({own}), "
-              f"ASHA grace {settings.grace_period}, selecting on {settings.metric}", flush=True)
+    record = experiment.write_record(args, chosen.record, spaces, data, settings, plan[0] if plan is not None else None)
+    _say_what_runs(args, settings, spaces, record)
 
     from fer_search.search.ray_tune import run_search
     from fer_search.search.session import budget_ran_out, trials_not_started
@@ -251,56 +183,57 @@ def _cmd_run(args) -> int:
     if budget_ran_out() and args.time_budget:
         print(f"\nthe time budget ({args.time_budget:g} min) ran out: running trials were stopped at the end of "
               "their epoch (their best epochs are kept), and no new trial was started")
-    return _print_outcome(storage, name, settings.metric, args, budget_ran_out(), trials_not_started())
+    return _print_outcome(settings.storage, settings.name, settings.metric, args, budget_ran_out(),
+                          trials_not_started())
 
 
-def _take_from_record(args, record: ExperimentRecord) -> None:
-    """--resume: what the user leaves out comes from the experiment's record; what differs is refused
-    (families, space files) or, where the restored search keeps its own, warned about and ignored."""
-    defaults = args.run_parser
-    given = {key for key, value in vars(args).items() if value != defaults.get_default(key)}
-    families = [n.strip() for n in args.families.split(",") if n.strip()] if args.families else []
-    spaces = sorted(str(Path(path).absolute()) for path in args.space)
-    if (families or spaces) and (sorted(families), spaces) != (sorted(record.families), sorted(record.space_files)):
-        searched = ", ".join(record.families + record.space_files)
-        raise UserError(f"--resume: this experiment searched {searched}; leave FAMILY and --space out to resume it, "
-                        "or start a new --name for another search")
-    args.families = ",".join(record.families) or None
-    args.space = list(record.space_files)
-    if "data" not in given:
-        args.data = record.data
-    if "seed" in given and args.seed != record.val_seed:
-        raise UserError(f"--resume: --seed {args.seed} would carve another validation split than the experiment's "
-                        f"(seed {record.val_seed}); leave --seed out")
-    if "num_samples" not in given:
-        args.num_samples = record.num_samples
-    if args.num_samples < record.num_samples:
-        raise UserError(f"--resume: --num-samples {args.num_samples} is fewer than the experiment's "
-                        f"{record.num_samples}; it can only grow")
-    same = {key for key in ("metric", "max_epochs", "keep_test_copies") if getattr(args, key) == getattr(record, key)}
-    kept = sorted((given - same) & {"metric", "max_epochs", "grace_period", "reduction_factor", "max_train_images",
-                                    "set", "smoke", "retries", "wandb", "keep_test_copies"})
-    args.seed, args.keep_test_copies, args.metric = record.val_seed, record.keep_test_copies, record.metric
-    args.max_epochs = record.max_epochs
-    if kept:
-        print("warning: --resume keeps the experiment's own settings; ignoring "
-              + ", ".join("--" + key.replace("_", "-") for key in kept), file=sys.stderr)
+def _settings(args, storage: str, name: str | None, spaces):
+    """The search's settings from the options (--smoke's budget, or the defaults, where they are left out)."""
+    from fer_search.search.settings import SearchSettings
+    from fer_search.training.config import parse_set_options
+
+    budget = {key: getattr(args, key) if getattr(args, key) is not None else (SMOKE if args.smoke else DEFAULTS)[key]
+              for key in DEFAULTS}
+    budget["grace_period"] = budget["grace_period"] or max(1, budget["max_epochs"] // 3)
+    _check_run_options(args, budget)
+    if args.ship_code and args.address is None:
+        raise UserError("--ship-code sends this checkout to a cluster's nodes: add --address (a search on this machine "
+                        "runs this checkout already)")
+    return SearchSettings(
+        storage=storage, name=name or "-".join(s.family for s in spaces) + time.strftime("-%Y%m%d-%H%M%S"),
+        metric=args.metric, seed=args.seed, cpus=args.cpus, gpus=args.gpus,
+        gpus_per_trial=args.gpus_per_trial, cpus_per_trial=args.cpus_per_trial or 1, address=args.address,
+        storage_shared=args.storage_shared, ship_code=args.ship_code,
+        reduction_factor=args.reduction_factor, trial_retries=args.retries,
+        wandb_project=args.wandb_project if args.wandb else None, point_budgets=not args.smoke,
+        tpe_startup_trials=SMOKE_TPE_STARTUP if args.smoke else SearchSettings.tpe_startup_trials,
+        fixed=parse_set_options(args.set), checkpoint_every=args.checkpoint_every, optuna_sampler=args.sampler,
+        **budget,
+    )
 
 
-def _new_record(args, spaces, data, settings) -> ExperimentRecord:
-    from fer_search.search import study
-    from fer_search.search.record import ExperimentRecord, fingerprint, val_ids_hash
+def _check_fixed_options(spaces, fixed: dict) -> None:
+    """A bad --set fails here, not inside every trial."""
+    from fer_search.training.config import TrainConfig
 
-    location = settings.study_location()
-    return ExperimentRecord(
-        families=[s.family for s in spaces if s.source.startswith("search_spaces/")],
-        space_files=[str(Path(path).absolute()) for path in args.space],
-        data=args.data if args.data == "synthetic" else str(Path(args.data).absolute()),
-        data_fingerprint=fingerprint(data), val_seed=args.seed, val_fraction=VAL_FRACTION,
-        val_ids_hash=val_ids_hash(data), keep_test_copies=args.keep_test_copies, metric=settings.metric,
-        max_epochs=settings.max_epochs, num_samples=settings.num_samples, command=sys.argv[1:],
-        study_name=location.study_name,
-        study_storage=study.recorded_storage(location, f"{settings.storage}/{settings.name}"))
+    for space in spaces:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # imbalance=both of a documented point
+            TrainConfig.from_flat({**space.point_config(next(iter(space.points))), **fixed})
+
+
+def _say_what_runs(args, settings, spaces, record) -> None:
+    from fer_search.search.storage import experiment_path
+
+    experiment = experiment_path(settings.storage, settings.name)
+    if args.resume:  # the spaces, metric and epochs are the experiment's own, restored by Ray
+        print(f"resuming {experiment}" + (f": {settings.num_samples} trials in all" if record else ""), flush=True)
+        return
+    own = "documented points: their own epochs" if settings.point_budgets else "documented points too"
+    own += ", which ASHA lets them finish"
+    print(f"search {experiment}: {', '.join(s.family for s in spaces)}; "
+          f"{settings.num_samples} trials, up to {settings.max_epochs} epochs ({own}), "
+          f"ASHA grace {settings.grace_period}, selecting on {settings.metric}", flush=True)
 
 
 def _check_run_options(args, budget: dict[str, int]) -> None:
@@ -333,35 +266,6 @@ def _family_names(families: str | None) -> list[str]:
     if unknown:
         raise UserError(f"unknown family {', '.join(unknown)}; families: {', '.join(FAMILIES)} (or all)")
     return names
-
-
-def _study_location(args, storage: str, name: str, families: list[str], objective: str):
-    """The study: the one --continue-study or --study-storage names, else study.db in the experiment folder
-    (None with --resume: the experiment continues its own)."""
-    from fer_search.search import study
-    from fer_search.search.storage import is_uri
-
-    if args.resume:
-        return None
-    if args.continue_study:
-        if args.study_storage:
-            location = study.StudyLocation(study.database_url(args.study_storage), args.continue_study)
-        elif is_uri(storage):
-            raise UserError(f"--continue-study {args.continue_study} with --storage {storage}: pass --study-storage "
-                            "URL too, the database that holds the study")
-        else:
-            location = study.find(f"{storage}/{args.continue_study}")
-    elif args.study_storage:
-        location = study.StudyLocation(study.database_url(args.study_storage), name)
-    else:  # a new experiment's own study file: new too (run_search refuses an experiment that exists)
-        return study.default_location(storage, name, shared=args.storage_shared)
-    trials = study.existing_trials(location, families, objective)
-    if args.continue_study and not trials:
-        raise UserError(f"--continue-study {args.continue_study}: study '{location.study_name}' in "
-                        f"{location.storage} has no trials to continue")
-    print(f"study: {'continuing' if trials else 'new'} '{location.study_name}'"
-          + (f" ({trials} trials so far)" if trials else "") + f" in {location.storage}", flush=True)
-    return location
 
 
 def _spaces(args):

@@ -7,7 +7,7 @@ import time
 import warnings
 
 from fer_search.errors import UserError
-from fer_search.search.cli import VAL_FRACTION, _add_shared_options, _check_wandb, _family_names
+from fer_search.search.cli import _add_shared_options, _check_wandb, _family_names
 
 # --smoke: every point for this many epochs of this many training images (the tests' end-to-end check).
 SMOKE = {"epochs": 2, "max_train_images": 512}
@@ -58,6 +58,7 @@ def _cmd_reproduce(args) -> int:
     plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
 
     from fer_search.data import describe_load, load_data
+    from fer_search.data.types import VAL_FRACTION
 
     data = load_data(args.data, seed=args.seed, val_fraction=VAL_FRACTION, drop_test_copies=not args.keep_test_copies)
     print(describe_load(data))
@@ -103,6 +104,8 @@ def _settings(args, spaces, storage: str, name: str):
 
 
 def _header(args, names: list[str], data, settings) -> list[str]:
+    from fer_search.data.types import VAL_FRACTION
+
     sizes = ", ".join(f"{split} {len(images):,}" for split, images in data.splits().items())
     header = [f"# The documented series, run as it ran: {', '.join(names)}", "",
               f"Data: {data.name} ({sizes}; version {data.fingerprint()}): validation a stratified "
