@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 import textwrap
 import warnings
 from contextlib import contextmanager
@@ -121,10 +120,9 @@ def cmd_ensemble(args) -> int:
 
 
 def _ensemble(args) -> int:
-    from analysis import ensemble as ens
-    from analysis.leaderboard import find_trials, leaderboard, search_metric
     from analysis.outcome import describe
-    from analysis.report import ENSEMBLE, score, write_report
+    from analysis.pipeline import make_ensemble
+    from analysis.report import ENSEMBLE
     from fer_search.search import layout
     from fer_search.search.storage import StoragePath
 
@@ -141,44 +139,10 @@ def _ensemble(args) -> int:
         names = layout.list_experiments(storage)[-1:]
         if names:
             print(f"experiment: {names[0]} (the newest under {storage}; --name picks others, or several)")
-    trials = find_trials(storage, names)
-    candidates = ens.load_candidates(trials)
-    if not candidates:
-        raise UserError(f"no finished trial with stored results among the {len(trials)} trial(s) under {storage}")
-    metric = search_metric([c.trial for c in candidates], args.metric)
-    members, weights, library = ens.choose(candidates, args.top, metric, args.method, diverse=args.diverse,
-                                           library=args.library)
-    data = device = None
-    if args.data:
-        from fer_search.data import load_data
-        from fer_search.training.trainer import resolve_device
-
-        seed = int(members[0].trial.config.get("split_seed", 0))  # the search's: its validation carve
-        data = load_data(args.data, seed=seed, drop_test_copies=not args.keep_test_copies)
-        device = str(resolve_device(args.device))
-    if args.tta:
-        ens.rescore_with_tta(members, data, args.tta, device=device)
-    ensemble = ens.build(members, args.method, metric, args.tta or ens.members_tta(members), weights, library)
-    scores = score(ensemble)
-
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"the ensemble, loadable by evaluate, predict and export": ens.save(ensemble, out / "ensemble.pt")}
-    refit_scores = None
-    if args.refit:
-        from analysis import refit
-        from fer_search.training.metrics import full_report
-
-        path = refit.refit(ensemble, data, out / "refit", device=device)
-        files["the refit ensemble (members retrained on train + validation)"] = path
-        if "test" in scores.reports:
-            refit_scores = full_report(refit.score_on_test(path, data, device), ensemble.labels("test"))
-    if ens.kaggle_test(ensemble):
-        files["Kaggle submission (id, emotion) for the test split"] = ens.write_submission(ensemble,
-                                                                                          out / "submission.csv")
-    command = "python -m fer_search " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = write_report(ensemble, scores, leaderboard(trials, metric), out, command=command,
-                          candidates=len(candidates), files=files, refit=refit_scores)
-
+    run = make_ensemble(storage, names, out, top=args.top, method=args.method, library=args.library,
+                        diverse=args.diverse, metric=args.metric, tta=args.tta, refit=args.refit, data_source=args.data,
+                        keep_test_copies=args.keep_test_copies, device=args.device)
+    ensemble, scores = run.ensemble, run.scores
     summary = scores.summary({**{m.name: float(w) for m, w in zip(ensemble.members, ensemble.weights)}, ENSEMBLE: 1.0})
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     if args.json_out:
@@ -188,14 +152,14 @@ def _ensemble(args) -> int:
           f"{ensemble.temperature:.3f}; "
           "members, weights and temperature chosen on validation only"
           + ("; test scored once, reported only" if "test" in scores.reports else ""))
-    if refit_scores is not None:
-        print(f"refit ensemble (members retrained on train + validation): test acc {refit_scores['accuracy']:.4f}, "
-              f"macro-F1 {refit_scores['macro_f1']:.4f} (reported only)")
-    for path in files.values():
+    if run.refit_scores is not None:
+        print(f"refit ensemble (members retrained on train + validation): test acc {run.refit_scores['accuracy']:.4f}, "
+              f"macro-F1 {run.refit_scores['macro_f1']:.4f} (reported only)")
+    for path in run.files.values():
         print(f"wrote {path}")
-    experiments = list(dict.fromkeys(t.experiment for t in trials))
-    print("\n" + textwrap.fill(describe(trials, ensemble, time_budget=_time_budgeted(storage, experiments)), 110))
-    _print_where_to_look(report, storage, experiments)
+    experiments = list(dict.fromkeys(t.experiment for t in run.trials))
+    print("\n" + textwrap.fill(describe(run.trials, ensemble, time_budget=_time_budgeted(storage, experiments)), 110))
+    _print_where_to_look(run.report, storage, experiments)
     print(f"next:        python -m fer_search evaluate {shlex.quote(_shown(out / 'ensemble.pt'))} --data DATA")
     return 0
 

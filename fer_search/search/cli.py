@@ -49,22 +49,7 @@ def add_run_parser(subparsers) -> None:
     p.add_argument("--reduction-factor", metavar="N", type=int, default=3,
                    help="ASHA keeps 1/N of the trials per rung [%(default)s]")
     add_metric_option(p, searched=True)
-    p.add_argument("--study-storage", metavar="URL",
-                   help="database of the Optuna study (any Optuna supports: sqlite:////abs/studies.db, "
-                        "postgresql://..., mysql://..., or a journal file journal:////abs/studies.journal); a study "
-                        "named like the experiment there is continued [study.db in the experiment folder; "
-                        "study.journal with --storage-shared]")
-    p.add_argument("--continue-study", metavar="EXPERIMENT",
-                   help="a new experiment whose trials join EXPERIMENT's study: TPE goes on from its history and the "
-                        "documented points are not run again (with --study-storage: the study EXPERIMENT there)")
-    p.add_argument("--address", help="connect to a running Ray cluster: auto or HOST:PORT (see docs/cluster.md)")
-    p.add_argument("--storage-shared", action="store_true",
-                   help="--storage is a folder on a shared file system that every node sees at the same path (e.g. "
-                        "an NFS mount): the study becomes a journal file there (SQLite's locks are not safe on one); "
-                        "with --address, a local folder is refused on a cluster of more than one node without it")
-    p.add_argument("--ship-code", action="store_true",
-                   help="with --address: send this checkout's fer_search and search_spaces to every node (Ray "
-                        "runtime_env), so nodes without the install, or with another version, run it")
+    _add_study_and_cluster_options(p)
     p.add_argument("--time-budget", type=float, metavar="MINUTES",
                    help="a planned budget, from the command's start: measure this machine's speed, then size the trials "
                         "at once, their threads, the TPE trials' epochs and ASHA's rungs so that every trial finishes "
@@ -92,6 +77,26 @@ def add_run_parser(subparsers) -> None:
                         + f"; documented points are cut to it too (ASHA lets them finish), and TPE models the "
                           f"trials once {SMOKE_TPE_STARTUP} have results (not after 10 random ones)")
     p.set_defaults(handler=_cmd_run, run_parser=p)  # the parser: --resume tells given options from defaults
+
+
+def _add_study_and_cluster_options(p) -> None:
+    """Where the Optuna study is, and the Ray cluster that runs the search."""
+    p.add_argument("--study-storage", metavar="URL",
+                   help="database of the Optuna study (any Optuna supports: sqlite:////abs/studies.db, "
+                        "postgresql://..., mysql://..., or a journal file journal:////abs/studies.journal); a study "
+                        "named like the experiment there is continued [study.db in the experiment folder; "
+                        "study.journal with --storage-shared]")
+    p.add_argument("--continue-study", metavar="EXPERIMENT",
+                   help="a new experiment whose trials join EXPERIMENT's study: TPE goes on from its history and the "
+                        "documented points are not run again (with --study-storage: the study EXPERIMENT there)")
+    p.add_argument("--address", help="connect to a running Ray cluster: auto or HOST:PORT (see docs/cluster.md)")
+    p.add_argument("--storage-shared", action="store_true",
+                   help="--storage is a folder on a shared file system that every node sees at the same path (e.g. "
+                        "an NFS mount): the study becomes a journal file there (SQLite's locks are not safe on one); "
+                        "with --address, a local folder is refused on a cluster of more than one node without it")
+    p.add_argument("--ship-code", action="store_true",
+                   help="with --address: send this checkout's fer_search and search_spaces to every node (Ray "
+                        "runtime_env), so nodes without the install, or with another version, run it")
 
 
 def _add_shared_options(p, *, storage_help: str, name_help: str) -> None:
