@@ -178,8 +178,6 @@ def _cmd_run(args) -> int:
     from fer_search.search.session import budget_ran_out, trials_not_started
 
     if not args.resume:
-        from fer_search.search.reproduce_cli import say_random_init
-
         say_random_init(spaces)
     if args.time_budget:
         settings.time_budget_s = max(1.0, args.time_budget * 60 - (time.time() - started))
@@ -225,6 +223,23 @@ def _check_fixed_options(spaces, fixed: dict) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # imbalance=both of a documented point
             TrainConfig.from_flat({**space.point_config(next(iter(space.points))), **fixed})
+
+
+def say_random_init(spaces) -> None:
+    """Once, before the trials start: a point that asks for timm's weights where they are cached, and finds none."""
+    from fer_search.models import create_initialised_model
+    from fer_search.training import TrainConfig
+
+    for space in spaces:
+        for name in space.points:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # imbalance=both of a documented point
+                config = TrainConfig.from_flat(space.point_config(name))
+            if config.pretrained == "timm_if_cached":
+                _, init = create_initialised_model(config.arch, pretrained=config.pretrained, **config.model)
+                if init.startswith("random init:"):
+                    print(f"note: {space.family} {name} runs from random init, not from pretrained weights as the "
+                          f"series did: {init.removeprefix('random init: ')} (recorded in its model file)", flush=True)
 
 
 def _say_what_runs(args, settings, spaces, record) -> None:

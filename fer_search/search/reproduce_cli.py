@@ -7,7 +7,7 @@ import time
 import warnings
 
 from fer_search.errors import UserError
-from fer_search.search.cli import _add_shared_options, _check_wandb, _family_names
+from fer_search.search.cli import _add_shared_options, _check_wandb, _family_names, say_random_init
 
 # --smoke: every point for this many epochs of this many training images (the tests' end-to-end check).
 SMOKE = {"epochs": 2, "max_train_images": 512}
@@ -119,20 +119,3 @@ def _header(args, names: list[str], data, settings) -> list[str]:
     if settings.fixed:
         header += ["", "Every point with " + ", ".join(f"{k}={v}" for k, v in settings.fixed.items()) + " (--set)."]
     return header
-
-
-def say_random_init(spaces) -> None:
-    """Once, before the trials start: a point that asks for timm's weights where they are cached, and finds none."""
-    from fer_search.models import create_initialised_model
-    from fer_search.training import TrainConfig
-
-    for space in spaces:
-        for name in space.points:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # imbalance=both of a documented point
-                config = TrainConfig.from_flat(space.point_config(name))
-            if config.pretrained == "timm_if_cached":
-                _, init = create_initialised_model(config.arch, pretrained=config.pretrained, **config.model)
-                if init.startswith("random init:"):
-                    print(f"note: {space.family} {name} runs from random init, not from pretrained weights as the "
-                          f"series did: {init.removeprefix('random init: ')} (recorded in its model file)", flush=True)
