@@ -151,6 +151,20 @@ def test_a_trial_no_node_can_hold_fails_naming_the_node_sizes():
     check_fits_a_node(plan, nodes + [Node("c" * 56, "10.0.0.3", 4, 1)])
 
 
+def test_what_experiments_saved_before_the_split_pickled_by_name_still_unpickles():
+    """tuner.pkl and the search generator's state of an experiment saved before ray_tune.py was split into three
+    files name these as fer_search.search.ray_tune.<name>; --resume unpickles them by that name."""
+    import pickle
+
+    from fer_search.search import ray_tune
+
+    for name in ("SessionSearchGenerator", "TruthfulOptunaSearch", "BudgetASHA", "ConsoleReporter", "BudgetLedger",
+                 "HeaderKeepingCSVLogger", "SeriesWandbCallback", "SearchStopper", "trial_name", "_trainable",
+                 "_trial_resources"):
+        reference = b"cfer_search.search.ray_tune\n" + name.encode() + b"\n."  # pickle's GLOBAL opcode, then STOP
+        assert pickle.loads(reference) is getattr(ray_tune, name)
+
+
 def test_a_trial_without_a_gpu_share_trains_on_cpu_and_never_touches_cuda(monkeypatch):
     import torch
 

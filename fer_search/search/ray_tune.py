@@ -32,6 +32,9 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noq
 from fer_search.data.types import FERData  # noqa: E402
 from fer_search.errors import UserError  # noqa: E402
 from fer_search.search import cluster_checks, code_probe, layout, reconcile, session, study, study_writes  # noqa: E402
+# Experiments saved by an fer_search older than this file's split name the classes below and trial_name as
+# fer_search.search.ray_tune.<name> in their pickles (tuner.pkl, the search generator's state): --resume finds
+# them through these imports.
 from fer_search.search.layout import NODE_KEY, THREADS_KEY, trial_name  # noqa: E402
 from fer_search.search.ray_adaptations import (BudgetASHA, BudgetLedger, HeaderKeepingCSVLogger,  # noqa: E402
                                                SearchStopper, SeriesWandbCallback, SessionSearchGenerator,
