@@ -13,13 +13,10 @@ import dataclasses
 import importlib
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import results  # noqa: E402
-
-from fer_search.data import audit, load_data  # noqa: E402
-from search_spaces import series_families  # noqa: E402
+import results
+from fer_search.data import audit, load_data
+from search_spaces import series_families
 
 
 def _without_examples(value):
