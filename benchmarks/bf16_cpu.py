@@ -5,7 +5,7 @@
 Times 5 SGD steps (after 3 warm-up steps) of batch 128 on 44x44 crops for the CPU-benchmark network
 (deeper_cnn with one conv per block at 32-64-128-256) and a VGG with two convs per stage, fp32 against
 bf16 autocast. On CPUs without native bf16 (no AVX512-BF16 / AMX) autocast is slower, and `precision=auto`
-leaves it off.
+leaves it off. The figures go to benchmarks/results/bf16_cpu-LABEL.json with the machine (results.py).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+import results
 from fer_search.models import create_model
 
 NETWORKS = {
@@ -45,9 +46,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    figures = {"threads": args.threads}
     for label, (arch, hparams) in NETWORKS.items():
         fp32, bf16 = images_per_s(arch, hparams, False), images_per_s(arch, hparams, True)
         print(f"{label:<30} fp32 {fp32:6.0f} img/s   bf16 {bf16:6.0f} img/s   ratio {bf16 / fp32:.2f}x")
+        figures[label] = {"fp32_images_per_s": round(fp32), "bf16_images_per_s": round(bf16),
+                          "ratio": round(bf16 / fp32, 2)}
+    results.save("bf16_cpu", figures, label=results.machine_label())
 
 
 if __name__ == "__main__":

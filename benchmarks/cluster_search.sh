@@ -24,5 +24,5 @@ python -m fer_search run "${search[@]}" --name single --cpus 2
 single_s=$(python -c "print($(now) - $started)")
 
 echo
-python "$repo/benchmarks/cluster_summary.py" "$storage" "cluster=$cluster_s" "single=$single_s"
+python "$repo/benchmarks/cluster_summary.py" "$storage" "cluster=$cluster_s" "single=$single_s" --command-args "$@"
 echo "trial files: $storage"

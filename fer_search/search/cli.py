@@ -26,13 +26,15 @@ WANDB_PROJECT = "facial-expression-recognition"  # the documented series' projec
 
 
 def add_run_parser(subparsers) -> None:
+    from search_spaces import FAMILIES
+
     p = subparsers.add_parser(
         "run", help="search a model family (Ray Tune + Optuna TPE + ASHA)",
         description="Search one or more model families: the documented configurations run first, each with its "
                     "own documented budget (its epochs, early stopping and schedule; --max-epochs does not shorten "
                     "it and ASHA does not stop it), then TPE searches around them while ASHA stops weak trials early.")
     p.add_argument("families", nargs="?", metavar="FAMILY[,FAMILY...]|all",
-                   help="simple_cnn, deeper_cnn, attention_cnn, resnet, vit, mobilevit, or all")
+                   help=f"{', '.join(FAMILIES)}, or all")
     p.add_argument("--space", action="append", default=[], metavar="FILE",
                    help="your own search space file (.py/.yaml/.json; see `spaces`), instead of or besides FAMILY")
     _add_shared_options(p, storage_help="results folder, or a URI Ray supports (s3://...)",
@@ -40,10 +42,12 @@ def add_run_parser(subparsers) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted search (finished trials are kept, unfinished ones continue)")
     p.add_argument("--num-samples", metavar="N", type=int,
-                   help=f"trials, documented points included [{DEFAULTS['num_samples']}]")
+                   help=f"trials of the whole search, documented points included: one number for all the families "
+                        f"together, not per family [{DEFAULTS['num_samples']}; with a budget: planned]")
     p.add_argument("--max-epochs", metavar="N", type=int,
                    help=f"epochs of a TPE trial, which ASHA may stop earlier; a documented point runs its own "
-                        f"epochs instead (except with --smoke) [{DEFAULTS['max_epochs']}]")
+                        f"epochs instead (except with --smoke); one number for every family "
+                        f"[{DEFAULTS['max_epochs']}; with a budget: planned]")
     p.add_argument("--grace-period", metavar="N", type=int,
                    help="epochs before ASHA may stop a trial [a third of --max-epochs]")
     p.add_argument("--reduction-factor", metavar="N", type=int, default=3,
