@@ -235,5 +235,12 @@ def test_a_trial_whose_ray_files_the_killed_driver_never_copied_is_listed_from_i
     assert (ended.number, ended.status, ended.epochs, ended.results[-1]["best_val_acc"]) == (4, layout.COMPLETED, 3, 0.5)
     assert (unended.number, unended.status) == (5, layout.ERRORED) and "not resumed" in unended.failure()
     assert reconcile.recover_ray_files(experiment, restored) == []  # done once
-    # The ended one counts as a trial of the experiment; the one never resumed does not, at this resume or a later.
-    assert [reconcile.ran_to_an_end(t) for t in layout.list_trials(tmp_path / "runs", "e")] == [True, False]
+    # A summary the kill cut short: the checkpoint before it speaks; with none readable, the folder is left alone.
+    _trial_folder_without_rays_files(experiment, 7, "max_epochs")
+    (experiment / "007_simple_cnn_tpe" / "checkpoint_000002").mkdir()
+    (experiment / "007_simple_cnn_tpe" / "checkpoint_000002" / "summary.json").write_text("")
+    (experiment / "008_simple_cnn_tpe" / "checkpoint_000000").mkdir(parents=True)
+    (experiment / "008_simple_cnn_tpe" / "checkpoint_000000" / "summary.json").write_text('{"config": {"tri')
+    assert reconcile.recover_ray_files(experiment, restored) == ["007_simple_cnn_tpe"]
+    # The ended ones count as trials of the experiment; the one never resumed does not, at this resume or a later.
+    assert [reconcile.ran_to_an_end(t) for t in layout.list_trials(tmp_path / "runs", "e")] == [True, False, True]

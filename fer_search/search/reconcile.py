@@ -33,7 +33,6 @@ import optuna
 from optuna.trial import TrialState
 
 from fer_search.search import layout
-from fer_search.search.storage import StoragePath
 from fer_search.search.study import EXPERIMENT_ATTR
 from fer_search.search.study_writes import Report, Requeue, Tell, Write
 
@@ -129,23 +128,32 @@ def recover_ray_files(experiment: Path, restored: list[RestoredTrial]) -> list[s
     backed = {trial.number for trial in restored}
     recovered = []
     for folder in sorted(path for path in experiment.iterdir() if path.is_dir() and path.name[:1].isdigit()):
-        summary_path = layout.Trial(experiment.name, StoragePath.of(folder), {}, {}).summary_path
-        if (folder / "params.json").exists() or summary_path is None:
+        if (folder / "params.json").exists():
             continue
-        summary = json.loads(summary_path.read_text())
-        config = summary.get("config") or {}
+        summary_path, summary = _newest_readable_summary(folder)
+        config = (summary or {}).get("config") or {}
         if "trial_number" not in config or int(config["trial_number"]) in backed:
             continue
         metric = summary.get("metric", "val_acc")
         result = {**summary.get("metrics", {}), f"best_{metric}": summary.get("metrics", {}).get(metric),
                   "best_epoch": summary.get("best_epoch"), "training_iteration": summary.get("epochs_trained", 0),
-                  RECOVERED_KEY: str(summary_path.path)}
+                  RECOVERED_KEY: str(summary_path)}
         if summary.get(layout.FINISHED_KEY):
             result.update({layout.FINISHED_KEY: summary[layout.FINISHED_KEY], "done": True})
         (folder / "result.json").write_text(json.dumps(result) + "\n")
         (folder / "params.json").write_text(json.dumps(config))  # last: a folder with it is a listed trial
         recovered.append(folder.name)
     return recovered
+
+
+def _newest_readable_summary(folder: Path) -> tuple[Path | None, dict[str, Any] | None]:
+    """The newest checkpoint's summary.json that reads whole (the kill may have cut the newest one short)."""
+    for path in sorted(folder.glob(f"checkpoint_*/{layout.SUMMARY_FILE}"), reverse=True):
+        try:
+            return path, json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            continue
+    return None, None
 
 
 def forgotten_folders(experiment: Path, restored: list[RestoredTrial]) -> list[layout.Trial]:
