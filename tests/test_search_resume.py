@@ -234,11 +234,12 @@ def test_a_moved_or_copied_experiment_resumes_with_its_own_study(tmp_path):
     assert not (original / name).exists()  # nothing was made again where the moved folder was
 
 
-def test_a_resume_goes_on_from_rays_snapshot_before_one_cut_short(tiny_search, tmp_path):
-    """Ray copies its saved state into the folder file by file: a driver killed during the copy can leave the newest
-    files cut short, and Ray would start the experiment afresh. The resume sets them aside and restores the ones
-    before."""
-    from fer_search.search import ray_tune, session
+def test_a_resume_goes_on_from_rays_snapshot_before_the_files_cut_short(tiny_search, tmp_path):
+    """Ray copies its saved state and trial files into the folder file by file, overwriting in place: a driver
+    killed during the copy can leave any of them cut short or empty (files of earlier sessions too), and Ray would
+    start the experiment afresh, or not at all. The resume sets the cut states aside and restores the newest whole
+    ones, puts tuner.pkl back from its copy, and rewrites an ended trial's emptied result.json from its checkpoint."""
+    from fer_search.search import layout, ray_tune, session
 
     storage = tmp_path / "runs"
     shutil.copytree(tiny_search[0], storage)
@@ -246,14 +247,23 @@ def test_a_resume_goes_on_from_rays_snapshot_before_one_cut_short(tiny_search, t
     cut_short = []
     for kind in ("experiment_state", "search_gen_state"):  # the trials; the search generator's counts
         [saved] = experiment.glob(f"{kind}-*.json")
-        cut_short.append(saved.with_name(f"{kind}-2999-01-01_00-00-00.json"))
-        cut_short[-1].write_bytes(saved.read_bytes()[:200])
+        for day, length in (("01", 200), ("02", 0)):  # the newest two
+            cut_short.append(saved.with_name(f"{kind}-2999-01-{day}_00-00-00.json"))
+            cut_short[-1].write_bytes(saved.read_bytes()[:length])
+    tuner = (experiment / "tuner.pkl").read_bytes()
+    assert (experiment / "tuner.pkl.kept").read_bytes() == tuner  # the copy the search kept
+    (experiment / "tuner.pkl").write_bytes(b"")
+    before = {trial.name: (trial.status, trial.epochs) for trial in layout.list_trials(storage, tiny_search[1])}
+    emptied = next(trial for trial in layout.list_trials(storage, tiny_search[1]) if trial.status == layout.COMPLETED)
+    (emptied.path / "result.json").write_bytes(b"")
     try:
         ray_tune._prepare_resume(str(storage), tiny_search[1])
         assert sorted(trial.number for trial in session.current.resumed.restored) == list(range(6))
     finally:
         session.current.end()
     assert all(not path.exists() and path.with_suffix(".unreadable").is_file() for path in cut_short)
+    assert (experiment / "tuner.pkl").read_bytes() == tuner
+    assert {trial.name: (trial.status, trial.epochs) for trial in layout.list_trials(storage, tiny_search[1])} == before
 
 
 def _recorded_experiment(storage: Path, name: str, **changes) -> Path:

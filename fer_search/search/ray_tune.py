@@ -91,6 +91,8 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
                                        storage_filesystem=experiment.fs)
         else:
             tuner = _new_tuner(trainable, spaces, settings, resources.concurrency, data.fingerprint())
+        if not is_uri(settings.storage):
+            reconcile.keep_tuner_state(Path(experiment.path))  # Ray has written tuner.pkl whole by now
         tuner.fit()
         session.current.flush_study_writes()
     finally:

@@ -41,6 +41,7 @@ NOT_RESUMED = ("not resumed: the driver was stopped before Ray saved this trial,
                "(its study trial is FAIL; a documented point runs again as a new trial)")
 # Ray's saved state, one file of each per driver session: the trials, and the search generator's counts.
 EXPERIMENT_STATE_FILES, SEARCH_GENERATOR_STATE_FILES = "experiment_state-*.json", "search_gen_state-*.json"
+TUNER_FILE, KEPT_TUNER_FILE = "tuner.pkl", "tuner.pkl.kept"  # Ray's Tuner settings; our copy of them
 
 
 @dataclass(frozen=True)
@@ -122,28 +123,65 @@ RECOVERED_KEY = "recovered_from"  # in a result line written back from a checkpo
 
 
 def recover_ray_files(experiment: Path, restored: list[RestoredTrial]) -> list[str]:
-    """Trial folders that no restored trial backs, with a checkpoint but no params.json (Ray's files were lost
-    with the killed driver): params.json and one result line, the trial's state at that checkpoint, written from
-    the checkpoint's summary.json. Returns the folders' names."""
+    """Trial files the killed driver lost or cut short, written back from the newest readable checkpoint
+    summary.json: params.json of a folder that no restored trial backs (or whose params.json is cut short), and
+    result.json where it is cut short or behind the checkpoint (its readable lines kept, then the trial's state
+    at that checkpoint as one line); not of trials that Ray runs again. Ray uploads its trial files file by file,
+    overwriting in place, so a kill can empty the result.json of a trial it restores as ended. Returns the
+    folders' names."""
     backed = {trial.number for trial in restored}
+    live = {trial.number for trial in restored if trial.runs_again}  # Ray appends to their files again
     recovered = []
     for folder in sorted(path for path in experiment.iterdir() if path.is_dir() and path.name[:1].isdigit()):
-        if (folder / "params.json").exists():
-            continue
         summary_path, summary = _newest_readable_summary(folder)
         config = (summary or {}).get("config") or {}
-        if "trial_number" not in config or int(config["trial_number"]) in backed:
+        if "trial_number" not in config or int(config["trial_number"]) in live:
             continue
-        metric = summary.get("metric", "val_acc")
-        result = {**summary.get("metrics", {}), f"best_{metric}": summary.get("metrics", {}).get(metric),
-                  "best_epoch": summary.get("best_epoch"), "training_iteration": summary.get("epochs_trained", 0),
-                  RECOVERED_KEY: str(summary_path)}
-        if summary.get(layout.FINISHED_KEY):
-            result.update({layout.FINISHED_KEY: summary[layout.FINISHED_KEY], "done": True})
-        (folder / "result.json").write_text(json.dumps(result) + "\n")
-        (folder / "params.json").write_text(json.dumps(config))  # last: a folder with it is a listed trial
+        params = folder / "params.json"
+        lost_params = not params.exists() and int(config["trial_number"]) not in backed
+        if not (lost_params or (params.exists() and not _is_json(params.read_bytes()))
+                or _result_file_behind(folder, summary)):
+            continue
+        lines = [json.dumps(row) for row in layout.recorded_results(folder)
+                 if row.get("training_iteration", 0) < summary.get("epochs_trained", 0)]
+        last = _summary_result(summary, summary_path)
+        if int(config["trial_number"]) in backed:  # Ray ended it: a trial that the trainer did not end, Tune stopped
+            last["done"] = True
+        _write_atomically(folder / "result.json", "".join(f"{line}\n" for line in [*lines, json.dumps(last)]))
+        if lost_params or params.exists():
+            _write_atomically(params, json.dumps(config))  # last: a folder with it is a listed trial
         recovered.append(folder.name)
     return recovered
+
+
+def _result_file_behind(folder: Path, summary: dict[str, Any]) -> bool:
+    """Whether result.json (if there) is cut short: a line that does not read, or none as far as the checkpoint."""
+    path = folder / "result.json"
+    if not path.exists():
+        return False
+    text = path.read_text(errors="replace")
+    last = text.splitlines()[-1] if text.strip() else ""
+    if last and not _is_json(last.encode()):
+        return True
+    rows = layout.recorded_results(folder)
+    return (rows[-1].get("training_iteration", 0) if rows else 0) < summary.get("epochs_trained", 0)
+
+
+def _summary_result(summary: dict[str, Any], summary_path: Path) -> dict[str, Any]:
+    """The result line of a trial's state at a checkpoint, from the checkpoint's summary.json."""
+    metric = summary.get("metric", "val_acc")
+    result = {**summary.get("metrics", {}), f"best_{metric}": summary.get("metrics", {}).get(metric),
+              "best_epoch": summary.get("best_epoch"), "training_iteration": summary.get("epochs_trained", 0),
+              RECOVERED_KEY: str(summary_path)}
+    if summary.get(layout.FINISHED_KEY):
+        result.update({layout.FINISHED_KEY: summary[layout.FINISHED_KEY], "done": True})
+    return result
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _newest_readable_summary(folder: Path) -> tuple[Path | None, dict[str, Any] | None]:
@@ -180,15 +218,37 @@ def mark_not_resumed(trials: list[layout.Trial]) -> None:
 
 def set_aside_unreadable_state(experiment: Path) -> None:
     """Ray copies its saved state into the folder file by file, overwriting in place: a driver killed during the
-    copy can leave the newest experiment or search-generator state cut short, and Ray would then start the whole
-    experiment afresh. Such a file is renamed, so that Ray restores the one before it (the functions above settle
-    the rest). The searcher's own state is read with the same care (ray_adaptations._saved_searcher_state)."""
+    copy can leave any of its files cut short (even ones of earlier sessions, copied again), and Ray would then
+    start the whole experiment afresh, or not at all. Each newest experiment or search-generator state that does
+    not read is renamed until one does, so that Ray restores the newest whole one (the functions above settle the
+    rest), and a cut tuner.pkl is put back from the copy `keep_tuner_state` made. The searcher's own state is read
+    with the same care (ray_adaptations._saved_searcher_state)."""
     for pattern, readable in ((EXPERIMENT_STATE_FILES, _is_json), (SEARCH_GENERATOR_STATE_FILES, _is_pickle)):
         saved = sorted(experiment.glob(pattern))
-        if saved and not readable(saved[-1].read_bytes()):
-            saved[-1].rename(saved[-1].with_suffix(".unreadable"))
-            logging.getLogger("ray.tune").warning(f"{saved[-1].name} was cut short (the driver was killed while Ray "
+        while saved and not readable(saved[-1].read_bytes()):
+            cut = saved.pop()
+            cut.rename(cut.with_suffix(".unreadable"))
+            logging.getLogger("ray.tune").warning(f"{cut.name} was cut short (the driver was killed while Ray "
                                                   "saved it): resuming from Ray's state before it")
+    tuner, kept = experiment / TUNER_FILE, experiment / KEPT_TUNER_FILE
+    if tuner.exists() and not _is_pickle(tuner.read_bytes()) and kept.exists():
+        _write_atomically_bytes(tuner, kept.read_bytes())
+        logging.getLogger("ray.tune").warning(f"{TUNER_FILE} was cut short (the driver was killed while Ray saved "
+                                              f"it): put back from {KEPT_TUNER_FILE}")
+
+
+def keep_tuner_state(experiment: Path) -> None:
+    """A copy of Ray's tuner.pkl (the Tuner's settings, the same for every session of an experiment) while it
+    reads whole, which `set_aside_unreadable_state` puts back where a kill cut tuner.pkl short."""
+    tuner = experiment / TUNER_FILE
+    if tuner.exists() and _is_pickle(data := tuner.read_bytes()):
+        _write_atomically_bytes(experiment / KEPT_TUNER_FILE, data)
+
+
+def _write_atomically_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def _is_json(data: bytes) -> bool:
