@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
-from fer_search.training import combine_probs
+from fer_search.inference.predictor import combine_probs
 from fer_search.training.metrics import classification_metrics, negative_log_likelihood as nll
 
 METHODS = ("mean", "greedy", "weighted")

@@ -184,7 +184,7 @@ def rescore_with_tta(members: list[Member], data, tta: str = "flip", *, device: 
     Images are matched to the stored probabilities by id (and checked by label), so any validation
     carve of the search's data works, and other data is refused.
     """
-    from fer_search.training import load_predictor
+    from fer_search.inference.predictor import load_predictor
 
     stored = members[0].probs
     val_images = _images_by_id(stored["val_ids"], stored["val_labels"], [data.val, data.train], "validation")

@@ -15,7 +15,7 @@ import torch
 
 from fer_search.errors import UserError
 from fer_search.inference.onnx_model import OnnxPredictor
-from fer_search.training import load_predictor
+from fer_search.inference.predictor import load_predictor
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 TOLERANCE = 1e-4  # max absolute difference in probability

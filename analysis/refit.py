@@ -14,7 +14,8 @@ from analysis.ensemble import Ensemble
 from fer_search.data.types import FERData, Split
 from fer_search.errors import UserError
 from fer_search.progress import progress_bar
-from fer_search.training import TrainConfig, checkpoint, load_predictor, train
+from fer_search.inference.predictor import load_predictor
+from fer_search.training import TrainConfig, checkpoint, train
 
 
 def train_plus_validation(data: FERData, val_ids: np.ndarray) -> FERData:

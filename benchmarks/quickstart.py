@@ -27,7 +27,8 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # this checkout
 import results  # noqa: E402  (benchmarks/results.py, beside this script)
 from fer_search.data import load_data  # noqa: E402
 from fer_search.search import layout  # noqa: E402
-from fer_search.training import checkpoint, load_predictor  # noqa: E402
+from fer_search.inference.predictor import load_predictor  # noqa: E402
+from fer_search.training import checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PREFIX = ["python", "-m", "fer_search"]

@@ -92,6 +92,7 @@ def _cmd_train(args) -> int:
     started = time.time()  # a --time-budget counts from here
     from fer_search.data import describe_load, load_data
     from fer_search.training import TrainConfig, parse_set_options, train
+    from fer_search.training.config import IMBALANCE_BOTH_NOTE
 
     if args.time_budget is not None and (args.epochs is not None or not args.time_budget > 0):
         raise UserError("--time-budget MINUTES (more than 0) plans the epochs: leave --epochs out")
@@ -102,6 +103,8 @@ def _cmd_train(args) -> int:
     if args.seed is not None:
         values["seed"] = args.seed
     config = TrainConfig.from_flat(values)
+    if config.imbalance == "both":
+        print(f"warning: {IMBALANCE_BOTH_NOTE}", file=sys.stderr)
     data = load_data(args.data, seed=config.seed, drop_test_copies=not args.keep_test_copies)
     print(describe_load(data))
     if args.time_budget:
@@ -124,7 +127,8 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from fer_search.training import checkpoint, load_predictor
+    from fer_search.inference.predictor import load_predictor
+    from fer_search.training import checkpoint
     from fer_search.training.metrics import format_report, full_report
     from fer_search.training.trainer import resolve_device
 

@@ -18,7 +18,7 @@ from analysis.report import score
 from fer_search.cli import main
 from fer_search.data import make_synthetic
 from fer_search.errors import UserError
-from fer_search.training import load_predictor
+from fer_search.inference.predictor import load_predictor
 from fer_search.training.config import IMBALANCE_OPTIONS
 from fer_search.training.metrics import full_report
 

@@ -8,7 +8,8 @@ import torch
 from analysis.export import check_batch, run_exported
 from fer_search.cli import main
 from fer_search.models import create_model
-from fer_search.training import checkpoint, load_predictor
+from fer_search.inference.predictor import load_predictor
+from fer_search.training import checkpoint
 
 TINY = {"widths": (8, 16), "kernel_size": 3, "fc_width": 32}
 

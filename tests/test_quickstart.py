@@ -31,7 +31,8 @@ def test_quickstart_ends_with_an_ensemble_that_votes_at_least_as_well_as_its_mem
     from fer_search.cli import main
     from fer_search.data import load_data
     from fer_search.search.cli import SMOKE
-    from fer_search.training import checkpoint, load_predictor
+    from fer_search.inference.predictor import load_predictor
+    from fer_search.training import checkpoint
 
     run, ensemble = quickstart_commands()
     assert run[:2] == ["run", "simple_cnn"] and "--smoke" in run and ensemble[0] == "ensemble"

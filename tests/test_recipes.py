@@ -20,7 +20,7 @@ from fer_search.errors import UserError
 from fer_search.models import create_model
 from fer_search.training import TrainConfig, train
 from fer_search.training.augment import tta_views
-from fer_search.training.predictor import NormalizedModel
+from fer_search.inference.predictor import NormalizedModel
 from fer_search.training.trainer import _make_optimizer
 
 SMALL_VGG = {"arch": "vgg", "widths": (8, 16), "convs_per_stage": 1, "fc_width": 16, "fc_layers": 1}

@@ -18,7 +18,8 @@ from fer_search.data.types import CLASS_NAMES
 from fer_search.errors import UserError
 from fer_search.search import layout
 from fer_search.search.settings import SearchSettings, plan_resources
-from fer_search.training import checkpoint, load_predictor
+from fer_search.inference.predictor import load_predictor
+from fer_search.training import checkpoint
 from search_spaces import load_space
 
 SPACES = Path(__file__).parent / "spaces"

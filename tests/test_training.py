@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from fer_search.cli import main
 from fer_search.data import make_synthetic
 from fer_search.data.types import CLASS_NAMES
 from fer_search.errors import UserError
-from fer_search.training import TrainConfig, load_predictor, parse_set_options, train
+from fer_search.inference.predictor import load_predictor
+from fer_search.training import TrainConfig, parse_set_options, train
 from fer_search.training.augment import augment_batch, tta_views
 from fer_search.training.checkpoint import load
 from fer_search.training.imbalance import class_weights, oversampled_epoch
@@ -50,9 +52,13 @@ def test_from_flat_rejects_unknown_option_by_name():
         TrainConfig(imbalance="smote")
 
 
-def test_imbalance_both_is_allowed_but_warned():
-    with pytest.warns(UserWarning, match="collapsed"):
+def test_imbalance_both_is_warned_where_a_user_asks_for_it_not_in_every_config(tmp_path, capsys):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a config (as every search trial builds) says nothing
         TrainConfig(imbalance="both")
+    assert main(["train", "simple_cnn", "--data", "synthetic", "--epochs", "1", "--out", str(tmp_path / "run"),
+                 "--set", "imbalance=both", "--set", "widths=(8,16)", "--set", "max_train_images=256"]) == 0
+    assert capsys.readouterr().err.count("collapsed to predicting only 'disgust'") == 1
 
 
 def test_parse_set_options():

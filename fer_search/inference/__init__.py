@@ -15,7 +15,7 @@ def load_model_file(path: str | Path, device: str = "auto"):
     `class_names`. PyTorch is imported only for the first two."""
     if Path(path).suffix.lower() == ".onnx":
         return OnnxPredictor(path)
-    from fer_search.training import load_predictor
+    from fer_search.inference.predictor import load_predictor
     from fer_search.training.trainer import resolve_device
 
     return load_predictor(path, device=str(resolve_device(device)))

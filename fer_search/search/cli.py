@@ -6,7 +6,6 @@ import os
 import shlex
 import sys
 import time
-import warnings
 
 from fer_search.cli_options import add_data_option, add_keep_test_copies, add_metric_option, add_storage_option
 from fer_search.errors import UserError
@@ -224,9 +223,7 @@ def _check_fixed_options(spaces, fixed: dict) -> None:
     from fer_search.training.config import TrainConfig
 
     for space in spaces:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # imbalance=both of a documented point
-            TrainConfig.from_flat({**space.point_config(next(iter(space.points))), **fixed})
+        TrainConfig.from_flat({**space.point_config(next(iter(space.points))), **fixed})
 
 
 def say_random_init(spaces) -> None:
@@ -236,9 +233,7 @@ def say_random_init(spaces) -> None:
 
     for space in spaces:
         for name in space.points:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # imbalance=both of a documented point
-                config = TrainConfig.from_flat(space.point_config(name))
+            config = TrainConfig.from_flat(space.point_config(name))
             if config.pretrained == "timm_if_cached":
                 _, init = create_initialised_model(config.arch, pretrained=config.pretrained, **config.model)
                 if init.startswith("random init:"):
@@ -350,7 +345,7 @@ def _print_outcome(storage: str, name: str, metric: str, args, budget_ran_out: b
         if trial.failure():
             print(f"failed:      {trial.name}: {trial.failure()}")
     collapsing = [t.name for t in trials if t.config.get("imbalance") == "both"]
-    if collapsing:  # the trainer's warning is off inside trials, so the outcome says it once
+    if collapsing:  # said once, in the outcome
         print(f"note:        {', '.join(collapsing)}: imbalance=both (weighted loss + oversampling) is the documented "
               "v3 combination that collapsed to predicting 'disgust' only; a low score is its expected result")
     quoted_storage = shlex.quote(storage)

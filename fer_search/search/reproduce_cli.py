@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 
 from fer_search.errors import UserError
 from fer_search.search.cli import _add_shared_options, _check_wandb, _family_names, say_random_init
@@ -97,9 +96,7 @@ def _settings(args, spaces, storage: str, name: str):
         fixed=parse_set_options(args.set),
     )
     for space in spaces:  # a bad --set fails here, not inside every trial
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # imbalance=both of a documented point
-            TrainConfig.from_flat({**space.point_config(next(iter(space.points))), **settings.fixed})
+        TrainConfig.from_flat({**space.point_config(next(iter(space.points))), **settings.fixed})
     return settings
 
 

@@ -21,7 +21,6 @@ import platform
 import queue
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -239,9 +238,7 @@ def _measure_in_worker(configs, threads: int, device: str, barrier, results) -> 
 def _train_config(config: dict[str, Any]):
     from fer_search.training import TrainConfig
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # imbalance=both warns; a documented point may use it
-        return TrainConfig.from_flat(_measured_config(config))
+    return TrainConfig.from_flat(_measured_config(config))
 
 
 def _measured_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -62,7 +62,6 @@ def run_trial(config: dict[str, Any], data: FERData, *, report: Report, log_dir:
         # Arrays from Ray's object store are read-only views, shared by every trial on the node;
         # the trainer only reads them, so torch's "not writable" warning does not apply.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        warnings.filterwarnings("ignore", message="imbalance=both")  # the documented v3 point; its config says so
         _run(config, data, report, log_dir, trial_dir, resume, device, checkpoint_every)
 
 

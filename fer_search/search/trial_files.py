@@ -26,7 +26,8 @@ from fer_search.search.layout import (BEST_DIR, BEST_DIR_KEY, BEST_PREFIX, FINIS
                                       STATE_FILE, SUMMARY_FILE)
 from fer_search.search.storage import StoragePath
 from fer_search.training import checkpoint
-from fer_search.training.trainer import BestSnapshot, EpochState
+from fer_search.training.checkpoint import BestSnapshot
+from fer_search.training.trainer import EpochState
 
 
 def best_dir_name(epoch: int) -> str:

@@ -50,7 +50,7 @@ class Learner:
     """Everything one optimisation step touches."""
 
     network: torch.nn.Module
-    step_fn: Callable  # the network, compiled when asked
+    forward_network: Callable  # the network that steps call: `network`, or its torch.compile when asked
     ema: ModelEmaV3 | None
     optimizer: torch.optim.Optimizer
     scheduler: Any
@@ -84,7 +84,7 @@ class Learner:
         x = augment_batch(batch.unsqueeze(1).float(), self.augmentation, self.generator)
         x = ((x - self.pixel_mean) / self.pixel_std).contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            loss, logits = self.criterion(self.step_fn, x, y)
+            loss, logits = self.criterion(self.forward_network, x, y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip:

@@ -20,25 +20,15 @@ from timm.utils import ModelEmaV3
 
 from fer_search.data.types import NUM_CLASSES, FERData, Split
 from fer_search.errors import UserError
+from fer_search.inference.predictor import NormalizedModel
 from fer_search.models import create_initialised_model, model_normalization
 from fer_search.progress import progress_bar
 from fer_search.training import checkpoint
+from fer_search.training.checkpoint import BestSnapshot, RunState
 from fer_search.training.config import INPUT_SCALINGS, TrainConfig
 from fer_search.training.imbalance import oversampled_epoch
 from fer_search.training.learner import Criterion, Learner
 from fer_search.training.metrics import classification_keys, classification_metrics, negative_log_likelihood
-from fer_search.training.predictor import NormalizedModel
-
-
-@dataclass
-class BestSnapshot:
-    """The best epoch so far by the selection metric: what a trial keeps."""
-
-    epoch: int
-    metrics: dict[str, float]
-    entry: dict[str, Any]  # checkpoint.model_entry of that epoch
-    val_probs: np.ndarray
-    test_probs: np.ndarray | None
 
 
 @dataclass
@@ -109,117 +99,131 @@ def train(
     """
     if keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
-    dev = resolve_device(device)
-    if config.overfit_images:
-        data = data.overfit_check(config.overfit_images, config.seed)
-    train_split, val_split = _require_splits(data)
-    test_split = data.test if data.test is not None and len(data.test) else None
-    torch.manual_seed(config.seed)  # dropout and weight init
-    np.random.seed(config.seed)  # timm's Mixup/CutMix draw from numpy's global generator
-    generator = torch.Generator(device=dev).manual_seed(config.seed)
-
-    # Data on the device, once, as uint8.
-    images = torch.as_tensor(train_split.images).to(dev)
-    labels = torch.as_tensor(train_split.labels).to(dev)
-    mean, std = input_normalization(config, train_split.images)
-
-    network, init = _build_network(config, dev, say=progress)
-    ema = ModelEmaV3(network, decay=config.ema, use_warmup=True) if config.ema > 0 else None
-    scored = ema.module if ema is not None else network  # the weights that are evaluated, kept and saved
-    evaluator = NormalizedModel(scored, mean, std, config.tta, config.crop)
-    epoch_size = len(images) if config.max_train_images <= 0 else min(config.max_train_images, len(images))
-    steps_per_epoch = max(1, epoch_size // config.batch_size)  # drop the ragged last batch: BatchNorm dislikes size 1
-    optimizer = _make_optimizer(config, network)
-    scheduler = _make_scheduler(config, optimizer, steps_per_epoch)
-    learner = Learner(network, torch.compile(network) if config.compile else network, ema, optimizer, scheduler,
-                      config.schedule in ("cosine", "onecycle"), Criterion.for_config(config, train_split.labels, dev),
-                      config.augmentation(), mean * 255.0, std * 255.0, generator, _bf16(config.precision, dev),
-                      grad_clip=config.grad_clip)
-
-    val_record = {**data.val_split, "ids_hash": data.val_ids_hash()}  # what the best epoch is chosen on
-    progress_state = Progress()
-    if resume is not None:
-        progress_state = _restore(resume, learner)
+    setup = TrainingSetup.build(config, data, resolve_device(device), say=progress)
+    run = checkpoint.restore(resume, setup.learner) if resume is not None else RunState()
     out_path = Path(out_dir) if out_dir is not None else None
     if out_path is not None:
         out_path.mkdir(parents=True, exist_ok=True)
-    bar = progress_bar(total=(config.epochs - progress_state.epoch) * steps_per_epoch, enabled=progress, unit="step",
-               desc=config.arch, dynamic_ncols=True)
+    bar = progress_bar(total=(config.epochs - run.epoch) * setup.steps_per_epoch, enabled=progress, unit="step",
+                       desc=config.arch, dynamic_ncols=True)
     stop = False
-    for epoch in range(progress_state.epoch + 1, config.epochs + 1):
+    for epoch in range(run.epoch + 1, config.epochs + 1):
         started = time.perf_counter()
-        order = _epoch_order(config, labels, epoch_size, generator)
-        train_loss, train_acc, seen = learner.epoch(images, labels, order, config.batch_size, steps_per_epoch, bar)
-        train_seconds = time.perf_counter() - started
-        if diverged(train_loss):
-            bar.close()
-            raise TrainingDiverged(epoch, train_loss)
-
-        val_probs = _predict(evaluator, val_split.images, dev)
-        metrics: dict[str, float] = {
-            "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-            "val_loss": negative_log_likelihood(val_probs, val_split.labels),
-            **classification_metrics(val_probs, val_split.labels, prefix="val_"),
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        if config.schedule == "plateau":
-            scheduler.step(metrics[config.metric])
-        elif config.schedule == "step":
-            scheduler.step()
-
-        best = progress_state.best
-        is_best = keep == "last" or best is None or metrics[config.metric] > best.metrics[config.metric]
-        test_probs = None
-        if is_best and test_split is not None:
-            test_probs = _predict(evaluator, test_split.images, dev)
-        if test_split is not None and test_split.labeled:
-            # Scored at best epochs only; the others carry the same keys as NaN, so that every epoch has the same
-            # columns (a log that takes its columns from one row, as Ray's CSV logger does, stays aligned).
-            metrics.update(_test_metrics(test_probs, test_split.labels))
+        metrics, val_probs, images_per_s = setup.train_and_validate(epoch, bar)
+        is_best = keep == "last" or run.best is None or metrics[config.metric] > run.best.metrics[config.metric]
+        test_probs = setup.score_test(metrics, is_best)
         metrics["epoch_seconds"] = time.perf_counter() - started
-        metrics["images_per_s"] = seen / train_seconds
+        metrics["images_per_s"] = images_per_s
         if is_best:
-            entry = checkpoint.model_entry(config.arch, config.model, scored.state_dict(), (mean, std),
-                                           config=config.to_flat(), epoch=epoch, metrics=metrics, tta=config.tta,
-                                           crop=config.crop, val_split=val_record)
-            entry["init"] = init
-            progress_state.best = BestSnapshot(epoch, dict(metrics), entry, val_probs, test_probs)
-        progress_state.record(epoch, metrics, is_best)
-        stop = config.early_stopping and progress_state.bad_epochs >= config.patience
+            run.best = BestSnapshot(epoch, dict(metrics), setup.model_entry(epoch, metrics), val_probs, test_probs)
+        run.record(epoch, metrics, is_best)
+        stop = config.early_stopping and run.bad_epochs >= config.patience
         finished_by = "early_stopping" if stop else "max_epochs" if epoch == config.epochs else None
 
-        bar.set_postfix(epoch=epoch, val_acc=f"{metrics['val_acc']:.3f}",
-                        best=f"{progress_state.best.metrics['val_acc']:.3f}")
+        bar.set_postfix(epoch=epoch, val_acc=f"{metrics['val_acc']:.3f}", best=f"{run.best.metrics['val_acc']:.3f}")
         if progress:
             bar.write(_epoch_line(metrics, is_best))
         if out_path is not None:
-            _write_history(out_path / "metrics.csv", progress_state.history)
+            _write_history(out_path / "metrics.csv", run.history)
             if is_best:
-                checkpoint.save(progress_state.best.entry, out_path / "model.pt")
+                checkpoint.save(run.best.entry, out_path / "model.pt")
         if on_epoch is not None:
-            on_epoch(metrics, EpochState(epoch, metrics, is_best, progress_state.best,
-                                         resume_state=lambda: _resume_state(learner, progress_state),
-                                         finished_by=finished_by))
+            on_epoch(metrics, EpochState(epoch, metrics, is_best, run.best, finished_by=finished_by,
+                                         resume_state=lambda: checkpoint.resume_state(setup.learner, run)))
         if stop:
             break
     bar.close()
-    return TrainResult(best=progress_state.best, history=progress_state.history,
-                       finished_by="early_stopping" if stop else "max_epochs")
+    return TrainResult(best=run.best, history=run.history, finished_by="early_stopping" if stop else "max_epochs")
 
 
 @dataclass
-class Progress:
-    """Where a run stands after its last finished epoch (all of it goes into the resume state)."""
+class TrainingSetup:
+    """What `train` builds before its first epoch: the splits, the data on the device, the network and its step."""
 
-    epoch: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
-    best: BestSnapshot | None = None
-    bad_epochs: int = 0  # epochs since the best one, for early stopping
+    config: TrainConfig
+    dev: torch.device
+    val_split: Split
+    test_split: Split | None
+    images: torch.Tensor  # the training images on the device, uint8
+    labels: torch.Tensor
+    normalization: tuple[float, float]  # (mean, std) on 0..1 pixels
+    init: str  # how the weights started (recorded in the model file)
+    learner: Learner
+    evaluator: NormalizedModel  # the weights that are evaluated, kept and saved (the EMA's where there is one)
+    epoch_size: int
+    steps_per_epoch: int
+    val_record: dict[str, Any]  # the validation split the best epoch is chosen on
 
-    def record(self, epoch: int, metrics: dict[str, float], is_best: bool) -> None:
-        self.epoch = epoch
-        self.history.append(metrics)
-        self.bad_epochs = 0 if is_best else self.bad_epochs + 1
+    @classmethod
+    def build(cls, config: TrainConfig, data: FERData, dev: torch.device, say: bool) -> "TrainingSetup":
+        if config.overfit_images:
+            data = data.overfit_check(config.overfit_images, config.seed)
+        train_split, val_split = _require_splits(data)
+        torch.manual_seed(config.seed)  # dropout and weight init
+        np.random.seed(config.seed)  # timm's Mixup/CutMix draw from numpy's global generator
+        generator = torch.Generator(device=dev).manual_seed(config.seed)
+        images = torch.as_tensor(train_split.images).to(dev)  # on the device, once, as uint8
+        labels = torch.as_tensor(train_split.labels).to(dev)
+        mean, std = input_normalization(config, train_split.images)
+
+        network, init = _build_network(config, dev, say)
+        ema = ModelEmaV3(network, decay=config.ema, use_warmup=True) if config.ema > 0 else None
+        scored = ema.module if ema is not None else network
+        epoch_size = len(images) if config.max_train_images <= 0 else min(config.max_train_images, len(images))
+        steps_per_epoch = max(1, epoch_size // config.batch_size)  # drop the ragged last batch: BatchNorm dislikes size 1
+        optimizer = _make_optimizer(config, network)
+        learner = Learner(network, torch.compile(network) if config.compile else network, ema, optimizer,
+                          _make_scheduler(config, optimizer, steps_per_epoch), config.schedule in ("cosine", "onecycle"),
+                          Criterion.for_config(config, train_split.labels, dev), config.augmentation(),
+                          mean * 255.0, std * 255.0, generator, _bf16(config.precision, dev), grad_clip=config.grad_clip)
+        test_split = data.test if data.test is not None and len(data.test) else None
+        return cls(config, dev, val_split, test_split, images, labels, (mean, std), init, learner,
+                   NormalizedModel(scored, mean, std, config.tta, config.crop), epoch_size, steps_per_epoch,
+                   {**data.val_split, "ids_hash": data.val_ids_hash()})
+
+    def train_and_validate(self, epoch: int, bar) -> tuple[dict[str, float], np.ndarray, float]:
+        """One epoch of training, then the validation scores -> (metrics, validation probabilities, images/s)."""
+        config, learner = self.config, self.learner
+        started = time.perf_counter()
+        order = _epoch_order(config, self.labels, self.epoch_size, learner.generator)
+        train_loss, train_acc, seen = learner.epoch(self.images, self.labels, order, config.batch_size,
+                                                    self.steps_per_epoch, bar)
+        images_per_s = seen / (time.perf_counter() - started)
+        if diverged(train_loss):
+            bar.close()
+            raise TrainingDiverged(epoch, train_loss)
+        val_probs = _predict(self.evaluator, self.val_split.images, self.dev)
+        metrics: dict[str, float] = {
+            "epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
+            "val_loss": negative_log_likelihood(val_probs, self.val_split.labels),
+            **classification_metrics(val_probs, self.val_split.labels, prefix="val_"),
+            "lr": learner.optimizer.param_groups[0]["lr"],
+        }
+        if config.schedule == "plateau":
+            learner.scheduler.step(metrics[config.metric])
+        elif config.schedule == "step":
+            learner.scheduler.step()
+        return metrics, val_probs, images_per_s
+
+    def score_test(self, metrics: dict[str, float], is_best: bool) -> np.ndarray | None:
+        """Test probabilities at a best epoch (reported only). The test metrics go into `metrics` at every epoch,
+        NaN where it was not scored, so that every epoch has the same columns (a log that takes its columns from
+        one row, as Ray's CSV logger does, stays aligned)."""
+        if self.test_split is None:
+            return None
+        test_probs = _predict(self.evaluator, self.test_split.images, self.dev) if is_best else None
+        if self.test_split.labeled:
+            metrics.update(_test_metrics(test_probs, self.test_split.labels))
+        return test_probs
+
+    def model_entry(self, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
+        """The model file's entry for this epoch (checkpoint.model_entry) and how its weights started."""
+        config = self.config
+        entry = checkpoint.model_entry(config.arch, config.model, self.evaluator.network.state_dict(),
+                                       self.normalization, config=config.to_flat(), epoch=epoch, metrics=metrics,
+                                       tta=config.tta, crop=config.crop, val_split=self.val_record)
+        entry["init"] = self.init
+        return entry
 
 
 def input_normalization(config: TrainConfig, train_images: np.ndarray) -> tuple[float, float]:
@@ -312,55 +316,6 @@ def _make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
     if config.schedule == "step":  # stepped once per epoch, as the series' ResNets did
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.step_gamma)
     return None
-
-
-def _resume_state(learner: Learner, run: Progress) -> dict[str, Any]:
-    best = run.best
-    numpy_rng = np.random.get_state()
-    return {
-        "model": {k: v.detach().cpu().clone() for k, v in learner.network.state_dict().items()},
-        "ema": None if learner.ema is None else {k: v.detach().cpu().clone() for k, v in learner.ema.state_dict().items()},
-        "optimizer": learner.optimizer.state_dict(),
-        "scheduler": learner.scheduler.state_dict() if learner.scheduler is not None else None,
-        "steps_done": learner.steps_done,
-        "generator": learner.generator.get_state().cpu(),
-        "torch_rng": torch.get_rng_state(),  # dropout draws from the global generator
-        "cuda_rng": torch.cuda.get_rng_state() if learner.generator.device.type == "cuda" else None,
-        "numpy_rng": {"keys": torch.from_numpy(numpy_rng[1].astype(np.int64)), "pos": int(numpy_rng[2]),
-                      "has_gauss": int(numpy_rng[3]), "gauss": float(numpy_rng[4])},  # timm's Mixup
-        "epoch": run.epoch,
-        "history": list(run.history),
-        "bad_epochs": run.bad_epochs,
-        "best": {
-            "epoch": best.epoch,
-            "metrics": best.metrics,
-            "entry": best.entry,
-            "val_probs": torch.from_numpy(best.val_probs),
-            "test_probs": None if best.test_probs is None else torch.from_numpy(best.test_probs),
-        },
-    }
-
-
-def _restore(state: dict[str, Any], learner: Learner) -> Progress:
-    learner.network.load_state_dict(state["model"])
-    if learner.ema is not None:
-        learner.ema.load_state_dict(state["ema"])
-    learner.optimizer.load_state_dict(state["optimizer"])
-    if learner.scheduler is not None:
-        learner.scheduler.load_state_dict(state["scheduler"])
-    learner.steps_done = state["steps_done"]
-    generator = learner.generator
-    generator.set_state(state["generator"].to(generator.get_state().device))
-    torch.set_rng_state(state["torch_rng"])
-    if generator.device.type == "cuda" and state.get("cuda_rng") is not None:
-        torch.cuda.set_rng_state(state["cuda_rng"])
-    rng = state["numpy_rng"]
-    np.random.set_state(("MT19937", rng["keys"].numpy().astype(np.uint32), rng["pos"], rng["has_gauss"], rng["gauss"]))
-    best = state["best"]
-    test = best["test_probs"]
-    snapshot = BestSnapshot(best["epoch"], best["metrics"], best["entry"], best["val_probs"].numpy(),
-                            None if test is None else test.numpy())
-    return Progress(state["epoch"], list(state["history"]), snapshot, state["bad_epochs"])
 
 
 def _test_metrics(probs: np.ndarray | None, labels: np.ndarray) -> dict[str, float]:
