@@ -35,7 +35,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,8 +138,7 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def validate(raw: dict[str, Any], source: str) -> SearchSpace:
     """Check every entry of a space; errors name the source and the entry at fault."""
-    from fer_search.models import list_models, model_family, model_hparams
-    from fer_search.training import TrainConfig
+    from fer_search.models import list_models
 
     def fail(where: str, message: str) -> None:
         raise UserError(f"space {source}: {where}: {message}")
@@ -160,6 +158,16 @@ def validate(raw: dict[str, Any], source: str) -> SearchSpace:
     if not isinstance(gpus, (int, float)) or gpus <= 0 or (gpus > 1 and not float(gpus).is_integer()):
         fail("gpus_per_trial", f"must be a fraction in (0, 1] or a whole number, got {gpus!r}")
     fixed = {"arch": archs[0], **fixed}
+    space = SearchSpace(family, float(gpus), fixed, {}, _validated_params(params, family, archs, fixed, fail), source)
+    _add_points(space, points, archs, fail)
+    return space
+
+
+def _validated_params(params: dict[str, Any], family: str, archs: list[str], fixed: dict[str, Any],
+                      fail) -> dict[str, Any]:
+    """The TPE ranges, each checked against the trainer's options and the family's hyperparameters."""
+    from fer_search.models import model_hparams
+    from fer_search.training import TrainConfig
 
     trainer_keys = set(TrainConfig.__dataclass_fields__) - {"model"}
     model_keys = {key for arch in archs for key in model_hparams(arch)}
@@ -178,26 +186,29 @@ def validate(raw: dict[str, Any], source: str) -> SearchSpace:
             specs.append(_validate_spec(spec, here, key, family, archs, earlier, fail))
         params[key] = specs if several else specs[0]
         earlier.add(key)
+    return params
+
+
+def _add_points(space: SearchSpace, points: dict[str, Any], archs: list[str], fail) -> None:
+    """The documented points, each a whole trainer configuration of the space's family."""
+    from fer_search.models import model_family
+    from fer_search.training import TrainConfig
 
     if not points:
         fail("points", "at least one starting configuration is needed")
-    space = SearchSpace(family, float(gpus), fixed, {}, params, source)
     for name, point in points.items():
         if not isinstance(point, dict):
             fail(f"points.{name}", f"must be a mapping of key: value, got {point!r}")
         space.points[str(name)] = {k: _plain(v) for k, v in point.items()}
-        config = {**fixed, **space.points[str(name)]}
+        config = {**space.fixed, **space.points[str(name)]}
         if config.get("arch") not in archs:
             fail(f"points.{name}.arch", f"must be one of {', '.join(archs)}, got {config.get('arch')!r}")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # imbalance=both warns; a documented point may use it
-                TrainConfig.from_flat(config)
+            TrainConfig.from_flat(config)
         except UserError as exc:
             fail(f"points.{name}", str(exc))
-        if model_family(config["arch"]) != family:
-            fail(f"points.{name}.arch", f"{config['arch']} is not a {family} model")
-    return space
+        if model_family(config["arch"]) != space.family:
+            fail(f"points.{name}.arch", f"{config['arch']} is not a {space.family} model")
 
 
 def _validate_spec(spec: Any, where: str, key: str, family: str, archs: list[str], earlier: set[str],

@@ -71,69 +71,87 @@ def _paint(img: np.ndarray, mask: np.ndarray, value) -> np.ndarray:
 
 
 def _render(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One face per label, drawn part by part (each part's random draws in a fixed order: a seed's faces never change)."""
     b = len(labels)
 
     def per_image(low, high):
         return rng.uniform(low, high, (b, 1, 1)).astype(np.float32)
 
-    # Expression: neutral + strength * (class - neutral), plus person-to-person spread.
-    strength = rng.uniform(0.45, 1.15, (b, 1))
+    expression = _expression(labels, rng)
+    x, y, u, v = _pose(per_image)
+    img = _head(per_image, rng, u, v, b)
+    img = _eyes_and_nose(img, per_image, u, v, expression)
+    img = _mouth(img, per_image, u, v, expression)
+    return _occluded_and_lit(img, per_image, rng, x, y)
+
+
+def _expression(labels: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The face parameters (_PARAMS): neutral + strength * (class - neutral), plus person-to-person spread."""
+    strength = rng.uniform(0.45, 1.15, (len(labels), 1))
     p = _EXPRESSIONS[6] + strength * (_EXPRESSIONS[labels] - _EXPRESSIONS[6])
     p = p + rng.normal(0, 1, p.shape) * _SPREAD
-    eye_h, brow_gap, brow_slope, mouth_w, mouth_k, mouth_open, wrinkle, mouth_tilt = (
-        p[:, i, None, None].astype(np.float32) for i in range(len(_PARAMS)))
-    eye_h, mouth_w, mouth_open = np.maximum(eye_h, 0.012), np.maximum(mouth_w, 0.06), np.maximum(mouth_open, 0)
+    params = {name: p[:, i, None, None].astype(np.float32) for i, name in enumerate(_PARAMS)}
+    for name, floor in (("eye_h", 0.012), ("mouth_w", 0.06), ("mouth_open", 0)):
+        params[name] = np.maximum(params[name], floor)
+    return params
 
-    # Pose: face coordinates (u right, v down) from pixel coordinates in [-1, 1].
+
+def _pose(per_image) -> tuple[np.ndarray, ...]:
+    """Pixel coordinates (x, y) in [-1, 1] and face coordinates (u right, v down) after rotation, scale and shift."""
     grid = (np.arange(IMAGE_SIZE, dtype=np.float32) + 0.5) / IMAGE_SIZE * 2 - 1
     x, y = grid[None, None, :], grid[None, :, None]
     angle = per_image(-0.25, 0.25)  # about +/-14 degrees
     scale = per_image(0.82, 1.12)
     dx, dy = per_image(-0.12, 0.12), per_image(-0.12, 0.12)
     cos, sin = np.cos(angle), np.sin(angle)
-    u = (cos * (x - dx) + sin * (y - dy)) / scale
-    v = (-sin * (x - dx) + cos * (y - dy)) / scale
+    return x, y, (cos * (x - dx) + sin * (y - dy)) / scale, (-sin * (x - dx) + cos * (y - dy)) / scale
 
-    # Background, face and hair.
+
+def _head(per_image, rng: np.random.Generator, u: np.ndarray, v: np.ndarray, b: int) -> np.ndarray:
+    """Background, face and hair."""
     img = np.broadcast_to(per_image(0.05, 0.75), (b, IMAGE_SIZE, IMAGE_SIZE)).copy()
     face_a, face_b = per_image(0.55, 0.70), per_image(0.72, 0.88)
     face = _ramp((1 - np.sqrt((u / face_a) ** 2 + ((v - 0.05) / face_b) ** 2)) * 0.6)
     img = _paint(img, face, per_image(0.5, 0.85) + 0.08 * u)
     hairline = per_image(-0.75, -0.45)
     hair = face * _ramp(hairline - v + 0.04 * np.sin(9 * u), 0.05) * (rng.random((b, 1, 1)) < 0.8)
-    img = _paint(img, hair, per_image(0.03, 0.45))
+    return _paint(img, hair, per_image(0.03, 0.45))
 
-    # Eyes at (+/-eye_x, eye_y): dark ellipses, wide or narrow; brows above with gap and slope.
+
+def _eyes_and_nose(img: np.ndarray, per_image, u: np.ndarray, v: np.ndarray, e: dict[str, np.ndarray]) -> np.ndarray:
+    """Eyes at (+/-eye_x, eye_y): dark ellipses, wide or narrow; brows above with gap and slope; nostrils, and
+    wrinkle lines beside the nose (disgust)."""
     eye_x, eye_y = per_image(0.24, 0.32), per_image(-0.18, -0.08)
     au = np.abs(u)
-    eye = _ramp((1 - np.sqrt(((au - eye_x) / 0.11) ** 2 + ((v - eye_y) / eye_h) ** 2)) * eye_h, 0.02)
+    eye = _ramp((1 - np.sqrt(((au - eye_x) / 0.11) ** 2 + ((v - eye_y) / e["eye_h"]) ** 2)) * e["eye_h"], 0.02)
     img = _paint(img, eye, per_image(0.02, 0.2))
-    brow_y = eye_y - brow_gap - brow_slope * (eye_x - au) * 0.6
+    brow_y = eye_y - e["brow_gap"] - e["brow_slope"] * (eye_x - au) * 0.6
     brow = _ramp(0.022 - np.abs(v - brow_y), 0.025) * _ramp(0.14 - np.abs(au - eye_x), 0.03)
     img = _paint(img, brow, per_image(0.05, 0.3))
-
-    # Nose: nostrils, plus wrinkle lines beside the nose (disgust).
     nose_y = per_image(0.15, 0.24)
     nostril = _ramp(0.03 - np.sqrt((au - 0.06) ** 2 + (v - nose_y) ** 2), 0.025)
     img = _paint(img, nostril, img * 0.6)
     wrinkles = _ramp(0.012 - np.abs(v - nose_y + 0.12 + 0.05 * (au - 0.12)), 0.02) * _ramp(0.06 - np.abs(au - 0.13), 0.03)
-    img = _paint(img, wrinkles, img * (1 - 0.5 * np.clip(wrinkle, 0, 1.2)))
+    return _paint(img, wrinkles, img * (1 - 0.5 * np.clip(e["wrinkle"], 0, 1.2)))
 
-    # Mouth: a curved line (smile/frown, tilted for disgust) opening into a dark hole.
+
+def _mouth(img: np.ndarray, per_image, u: np.ndarray, v: np.ndarray, e: dict[str, np.ndarray]) -> np.ndarray:
+    """A curved line (smile/frown, tilted for disgust) opening into a dark hole."""
     mouth_y = per_image(0.40, 0.50)
-    across = np.clip(u / mouth_w, -1, 1)
-    centre = mouth_y - mouth_k * 0.12 * (across ** 2 - 0.33) - mouth_tilt * 0.06 * across
-    half_open = 0.012 + mouth_open * np.sqrt(1 - across ** 2)
-    mouth = _ramp(half_open - np.abs(v - centre), 0.025) * _ramp(mouth_w - np.abs(u), 0.03)
-    img = _paint(img, mouth, per_image(0.0, 0.2))
+    across = np.clip(u / e["mouth_w"], -1, 1)
+    centre = mouth_y - e["mouth_k"] * 0.12 * (across ** 2 - 0.33) - e["mouth_tilt"] * 0.06 * across
+    half_open = 0.012 + e["mouth_open"] * np.sqrt(1 - across ** 2)
+    mouth = _ramp(half_open - np.abs(v - centre), 0.025) * _ramp(e["mouth_w"] - np.abs(u), 0.03)
+    return _paint(img, mouth, per_image(0.0, 0.2))
 
-    # Occluders (hands, glasses, text on FER2013's web images): a random blob on 20% of images.
-    occluded = rng.random((b, 1, 1)) < 0.2
+
+def _occluded_and_lit(img: np.ndarray, per_image, rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Occluders (hands, glasses, text on FER2013's web images): a random blob on 20% of images; then lighting: a
+    directional gradient, brightness/contrast and sensor noise."""
+    occluded = rng.random((len(img), 1, 1)) < 0.2
     ox, oy, orad = per_image(-0.9, 0.9), per_image(-0.9, 0.9), per_image(0.12, 0.35)
     blob = _ramp(orad - np.sqrt((x - ox) ** 2 + (y - oy) ** 2)) * occluded
     img = _paint(img, blob, per_image(0.0, 1.0))
-
-    # Lighting: a directional gradient, then brightness/contrast, then sensor noise.
     light = per_image(0, 2 * np.pi)
     img = img * (1 + per_image(0, 0.5) * (np.cos(light) * x + np.sin(light) * y))
     img = (img - 0.5) * per_image(0.6, 1.3) + 0.5 + per_image(-0.15, 0.15)

@@ -17,10 +17,9 @@ from collections.abc import Sequence
 
 import torch.nn as nn
 
+from fer_search.data.types import IMAGE_SIZE
 from fer_search.errors import UserError
 from fer_search.models.registry import register_model
-
-IMAGE_SIZE = 48
 
 
 @register_model

@@ -15,12 +15,13 @@ import timm
 import torch.nn as nn
 from timm.models.vision_transformer import VisionTransformer
 
+from fer_search.data.types import IMAGE_SIZE
 from fer_search.errors import UserError
 from fer_search.models.layers import InputAdapter
 from fer_search.models.pretrained import create_timm_model
 from fer_search.models.registry import model_hparams, register_model
 
-IMAGE_SIZE = 48
+
 MODES = ("native", "resized")
 _NATIVE_ONLY = ("patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio")
 
