@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import AnalysisWarning
-from analysis import combine as fit
+from analysis import combine
 from fer_search.data.types import CLASS_NAMES, UNLABELED
 from fer_search.errors import UserError
 from fer_search.progress import progress_bar
@@ -41,7 +41,7 @@ class Member:
         return f"{self.trial.experiment}/{self.trial.name}"
 
     def score(self, metric: str) -> float:
-        return fit.score(self.probs["val_probs"], self.probs["val_labels"], metric)
+        return combine.score(self.probs["val_probs"], self.probs["val_labels"], metric)
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Ensemble:
 
     def probs(self, split: str, temperature: float | None = None) -> np.ndarray:
         t = self.temperature if temperature is None else temperature
-        return fit.combine(self.stack(split), self.weights, t)
+        return combine.combine(self.stack(split), self.weights, t)
 
     def labels(self, split: str) -> np.ndarray:
         return self.members[0].probs[f"{split}_labels"]
@@ -168,7 +168,7 @@ def choose(candidates: list[Member], top: int, metric: str, method: str, *, dive
         warnings.simplefilter("ignore", AnalysisWarning)  # a library smaller than asked is normal
         pool = select(candidates, max(library, top), metric, diverse)
     labels = pool[0].probs["val_labels"]
-    weights = fit.bagged_caruana(np.stack([m.probs["val_probs"] for m in pool]), labels, top, metric)
+    weights = combine.bagged_caruana(np.stack([m.probs["val_probs"] for m in pool]), labels, top, metric)
     chosen = np.flatnonzero(weights)
     if len(chosen) < top:
         warnings.warn(f"greedy selection from the best {len(pool)} trials gave weight to {len(chosen)} of the "
@@ -215,8 +215,8 @@ def build(members: list[Member], method: str, metric: str, tta: str, weights: np
     val = np.stack([m.probs["val_probs"] for m in members])
     labels = members[0].probs["val_labels"]
     if weights is None:
-        weights = fit.fit_weights(val, labels, method, metric)
-    return Ensemble(members, weights, fit.fit_temperature(val, labels, weights), method, metric, tta, library)
+        weights = combine.fit_weights(val, labels, method, metric)
+    return Ensemble(members, weights, combine.fit_temperature(val, labels, weights), method, metric, tta, library)
 
 
 def members_tta(members: list[Member]) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from analysis import combine as fit
+from analysis import combine
 from analysis.ensemble import Ensemble
 from fer_search.search import layout
 
@@ -39,7 +39,7 @@ def _ensemble_sentence(ensemble: Ensemble) -> str:
         else:
             how = "the fitted vote gave the others no weight" if len(ensemble.members) > 1 else "one was asked for"
         return f"The ensemble is {_name(best.trial, several)} alone ({metric} {best.score(metric):.4f}): {how}."
-    voted, alone = fit.score(ensemble.probs("val"), labels, metric), best.score(metric)
+    voted, alone = combine.score(ensemble.probs("val"), labels, metric), best.score(metric)
     weights = ", ".join(f"{w:.2f}" for _, w in used)
     if ensemble.library:
         why = f"bagged greedy selection from the best {ensemble.library} trials kept the vote that scored best"
