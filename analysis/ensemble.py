@@ -18,7 +18,7 @@ from analysis import AnalysisWarning
 from analysis import combine
 from fer_search.data.types import CLASS_NAMES, UNLABELED
 from fer_search.errors import UserError
-from fer_search.progress import progress_bar
+from fer_search.terminal import progress_bar
 from fer_search.search import layout
 from fer_search.search.storage import StoragePath
 from fer_search.training import checkpoint

@@ -34,10 +34,10 @@ def search_metric(trials: list[layout.Trial], requested: str | None = None) -> s
     return used.pop() if len(used) == 1 else "val_acc"
 
 
-def progress(trial: layout.Trial) -> pd.DataFrame:
+def read_epoch_table(trial: layout.Trial) -> pd.DataFrame:
     """The trial's per-epoch table; a corrupt progress.csv gives a warning and an empty table."""
     try:
-        return trial.progress
+        return trial.epoch_table
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         warnings.warn(f"trial {trial.name}: unreadable progress.csv ({exc}); no per-epoch data", AnalysisWarning,
                       stacklevel=3)
@@ -64,7 +64,7 @@ def leaderboard(trials: list[layout.Trial], metric: str = "val_acc") -> pd.DataF
 
 def _best_metrics(trial: layout.Trial, metric: str) -> dict[str, float]:
     """Metrics at the best epoch: the stored summary's, else (running, errored, or summary unreadable)
-    the best row of the trial's progress."""
+    the best row of its epoch table."""
     try:
         summary = trial.summary()
     except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
@@ -74,7 +74,7 @@ def _best_metrics(trial: layout.Trial, metric: str) -> dict[str, float]:
     if summary is not None:
         found = summary.get("metrics", {})
     else:
-        epochs = progress(trial)
+        epochs = read_epoch_table(trial)
         scored = metric in epochs and epochs[metric].notna().any()
         found = epochs.loc[epochs[metric].idxmax()].to_dict() if scored else {}
     return {column: found.get(column, np.nan) for column in METRIC_COLUMNS}

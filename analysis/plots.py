@@ -42,10 +42,10 @@ def per_class_f1(f1: pd.DataFrame, path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
-def learning_curves(progress: dict[str, pd.DataFrame], path: Path) -> Path:
+def learning_curves(epoch_tables: dict[str, pd.DataFrame], path: Path) -> Path:
     """Validation accuracy and train/validation loss per epoch, one line per member."""
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, frame in progress.items():
+    for name, frame in epoch_tables.items():
         if frame.empty or "epoch" not in frame:
             continue
         line = acc_ax.plot(frame["epoch"], frame["val_acc"], marker=".", label=name)[0]

@@ -13,7 +13,7 @@ import numpy as np
 from analysis.ensemble import Ensemble
 from fer_search.data.types import FERData, Split
 from fer_search.errors import UserError
-from fer_search.progress import progress_bar
+from fer_search.terminal import progress_bar
 from fer_search.inference.predictor import load_predictor
 from fer_search.training import TrainConfig, checkpoint, train
 

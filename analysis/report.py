@@ -10,7 +10,7 @@ import pandas as pd
 
 from analysis import plots, studies
 from analysis.ensemble import Ensemble
-from analysis.leaderboard import PRINTED, best_per_family, imbalance_comparison, progress
+from analysis.leaderboard import PRINTED, best_per_family, imbalance_comparison, read_epoch_table
 from fer_search.data.types import CLASS_NAMES
 from fer_search.training.metrics import full_report
 
@@ -121,7 +121,7 @@ def _figures(ensemble: Ensemble, scores: Scores, trials_table: pd.DataFrame, out
         figures[f"Per-class F1 ({_split_name(split)})"] = plots.per_class_f1(
             f1, out / f"per_class_f1_{split}.png", f"per-class F1, {_split_name(split)}")
     figures["Members' learning curves"] = plots.learning_curves(
-        {m.name: progress(m.trial) for m in ensemble.members}, out / "learning_curves.png")
+        {m.name: read_epoch_table(m.trial) for m in ensemble.members}, out / "learning_curves.png")
     figures["Class-imbalance options"] = plots.imbalance_comparison(
         imbalance_comparison(trials_table), out / "imbalance_comparison.png")
     return figures

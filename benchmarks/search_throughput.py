@@ -55,7 +55,7 @@ def gpu_scaling(data, epochs: int) -> dict:
                                       grace_period=epochs, gpus=1, gpus_per_trial=1 / k,
                                       cpus_per_trial=max(1, min(2, local_cpu_count() // k)))
             run_search([space], data, settings)
-            per_trial = [float(np.median(t.progress["images_per_s"].iloc[1:]))  # epoch 1 includes warm-up
+            per_trial = [float(np.median(t.epoch_table["images_per_s"].iloc[1:]))  # epoch 1 includes warm-up
                          for t in layout.list_trials(storage, f"gpu{k}")]
         rows.append((k, sum(per_trial), per_trial))
     single = rows[0][1]

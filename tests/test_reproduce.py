@@ -90,7 +90,7 @@ def test_reproduce_compares_like_with_like_and_adds_the_held_out_test(tmp_path, 
     def rows(version: str, quantity: str) -> pd.DataFrame:
         return table[(table["version"] == version) & (table["quantity"] == quantity)]
 
-    v1 = trials["v1"].progress
+    v1 = trials["v1"].epoch_table
     best_epoch = trials["v1"].summary()["best_epoch"]
     best = rows("v1", "val acc").iloc[0]  # run 70toflci's best epoch (12): 58.24%
     assert float(best["the_run"]) == 0.5824 and "best epoch (12)" in best["measures"]

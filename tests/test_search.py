@@ -96,7 +96,7 @@ def test_every_trial_keeps_its_best_epoch(trials, tiny_search_data):
         predicted = load_predictor(trial.model_path, device="cpu").predict_proba(val.images)
         np.testing.assert_allclose(predicted, probs["val_probs"], atol=1e-4)
         assert summary["metrics"]["val_acc"] == pytest.approx((probs["val_probs"].argmax(1) == val.labels).mean())
-        assert not trial.progress.empty and len(trial.progress) == trial.epochs
+        assert not trial.epoch_table.empty and len(trial.epoch_table) == trial.epochs
 
 
 def test_layout_lists_the_experiment(tiny_search):

@@ -270,13 +270,13 @@ def _recorded_experiment(storage: Path, name: str, **changes) -> Path:
     """An experiment folder as a search leaves it for --resume: Ray's tuner.pkl and our record (of
     `run simple_cnn --data synthetic`), without running one."""
     from fer_search.data import load_data
-    from fer_search.search.record import ExperimentRecord, fingerprint, val_ids_hash
+    from fer_search.search.record import ExperimentRecord, content_hash, val_ids_hash
 
     data = load_data("synthetic", progress=False)
     experiment = storage / name
     experiment.mkdir(parents=True)
     (experiment / "tuner.pkl").write_bytes(b"")
-    values = dict(families=["simple_cnn"], space_files=[], data="synthetic", data_fingerprint=fingerprint(data),
+    values = dict(families=["simple_cnn"], space_files=[], data="synthetic", data_hash=content_hash(data),
                   val_seed=0, val_fraction=0.1, val_ids_hash=val_ids_hash(data), keep_test_copies=False,
                   metric="val_acc", max_epochs=3, num_samples=4, command=["run", "simple_cnn"])
     ExperimentRecord(**{**values, **changes}).save(experiment)
@@ -287,13 +287,23 @@ def _recorded_experiment(storage: Path, name: str, **changes) -> Path:
     ({}, ["resnet"], "--resume: this experiment searched simple_cnn; leave FAMILY and --space out"),
     ({}, ["--seed", "3"], "--resume: --seed 3 would carve another validation split than the experiment's (seed 0)"),
     ({}, ["--num-samples", "2"], "--resume: --num-samples 2 is fewer than the experiment's 4"),
-    ({"data_fingerprint": "0" * 64}, [], "--resume: the data at synthetic differs from the data this experiment"),
+    ({"data_hash": "0" * 64}, [], "--resume: the data at synthetic differs from the data this experiment"),
     ({"val_ids_hash": "0" * 64}, [], "--resume: the validation split differs from the experiment's (seed 0"),
 ])
 def test_resume_refuses_another_search_or_other_data(tmp_path, capsys, changes, argv, message):
     _recorded_experiment(tmp_path, "exp", **changes)
     assert main(["run", *argv, "--storage", str(tmp_path), "--name", "exp", "--resume"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_record_written_before_data_hash_was_named_so_still_resumes(tmp_path):
+    from fer_search.search.record import load_record
+
+    experiment = _recorded_experiment(tmp_path, "exp")
+    fields = json.loads((experiment / "experiment.json").read_text())
+    fields["data_fingerprint"] = fields.pop("data_hash")
+    (experiment / "experiment.json").write_text(json.dumps(fields))
+    assert load_record(experiment).data_hash == fields["data_fingerprint"]
 
 
 def test_a_new_search_under_an_existing_name_is_refused_before_its_record_changes(tmp_path, capsys):

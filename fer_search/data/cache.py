@@ -1,6 +1,6 @@
 """Decode-once cache: one uncompressed .npz per source, so a repeat load is a plain memory read.
 
-The key is form + absolute path + a fingerprint of the source files, so editing, adding or
+The key is form + absolute path + a stamp of the source files (sizes and mtimes), so editing, adding or
 touching a file re-reads it. Only the splits as decoded are stored (before the train/val carve,
 which is cheap and depends on seed and val_fraction).
 """
@@ -30,12 +30,12 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("FER_SEARCH_CACHE") or Path.home() / ".cache" / "fer_search")
 
 
-def cached(form: str, source: Path, fingerprint: str, decode: Callable[[], FERData],
+def cached(form: str, source: Path, stamp: str, decode: Callable[[], FERData],
            cache_dir: str | os.PathLike | None) -> FERData:
-    """Return the cached decode of `source` if its fingerprint still matches, else decode and store."""
+    """Return the cached decode of `source` if its stamp still matches, else decode and store."""
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     source_key = hashlib.sha256(f"{CACHE_VERSION}\0{form}\0{source}".encode()).hexdigest()[:16]
-    content_key = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    content_key = hashlib.sha256(stamp.encode()).hexdigest()[:16]
     path = directory / f"{form}-{source_key}-{content_key}.npz"
     data = _read(path)
     if data is not None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from fer_search.data.types import IMAGE_SIZE, NUM_CLASSES, UNLABELED, FERData, LoadReport, Split
 from fer_search.errors import UserError
-from fer_search.progress import progress_bar
+from fer_search.terminal import progress_bar
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
 USAGE_SPLITS = {"Training": "train", "PublicTest": "public", "PrivateTest": "private"}

@@ -14,7 +14,7 @@ import numpy as np
 
 from fer_search.data.types import CLASS_NAMES, IMAGE_SIZE, FERData, LoadReport, Split
 from fer_search.errors import UserError
-from fer_search.progress import progress_bar
+from fer_search.terminal import progress_bar
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
@@ -36,7 +36,7 @@ class FolderScan:
     """What is on disk: per split, (relative path, class id) of every image file, sorted."""
 
     files: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-    fingerprint: str = ""
+    stamp: str = ""
     ignored: list[str] = field(default_factory=list)  # non-image files, relative paths
 
 
@@ -54,7 +54,7 @@ def split_folders(root: Path) -> dict[str, Path]:
 
 
 def scan_folders(root: Path) -> FolderScan:
-    """List and stat every file (cheap, ~0.1 s for FER2013) to name and fingerprint the source."""
+    """List and stat every file (cheap, ~0.1 s for FER2013) to name the source and stamp its state."""
     scan = FolderScan()
     stamps: list[str] = []
     for role, split_dir in split_folders(root).items():
@@ -87,7 +87,7 @@ def scan_folders(root: Path) -> FolderScan:
         raise UserError(f"{root}: no images found; expected {root}/train/<class>/*.jpg and/or "
                         f"{root}/test/<class>/*.jpg (extensions {', '.join(IMAGE_EXTENSIONS)})")
     stamps.sort()
-    scan.fingerprint = "\n".join(stamps)
+    scan.stamp = "\n".join(stamps)
     return scan
 
 

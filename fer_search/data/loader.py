@@ -39,14 +39,14 @@ def load_data(source: str | os.PathLike, *, val_fraction: float = VAL_FRACTION, 
         raise UserError(f"data path {path} does not exist (give a fer2013.csv, a torchvision fer2013/ "
                         f"folder, image folders ROOT/train|test/<class>/, or 'synthetic')")
     path = path.resolve()
-    form, found, fingerprint, decode = _recognise(path, progress)
-    data = cache.cached(form, found, fingerprint, decode, cache_dir)
+    form, found, stamp, decode = _recognise(path, progress)
+    data = cache.cached(form, found, stamp, decode, cache_dir)
     data = carve_validation(drop_held_out_copies(data) if drop_test_copies else data, val_fraction, seed)
     return dataclasses.replace(data, val_split=made)
 
 
 def _recognise(path: Path, progress: bool):
-    """-> (form, the file or folder read, its fingerprint, decode function) for an existing path."""
+    """-> (form, the file or folder read, its stamp, decode function) for an existing path."""
     if path.is_file():
         if path.suffix.lower() != ".csv":
             raise UserError(f"{path}: not a CSV file; give a fer2013.csv, a torchvision fer2013/ folder "
@@ -64,7 +64,7 @@ def _recognise(path: Path, progress: bool):
             return "torchvision", folder, _stamp(sources), lambda: csv_forms.read_torchvision(folder, progress=progress)
     if folders.split_folders(path):
         scan = folders.scan_folders(path)
-        return "folders", path, scan.fingerprint, lambda: folders.decode_folders(path, scan, progress=progress)
+        return "folders", path, scan.stamp, lambda: folders.decode_folders(path, scan, progress=progress)
     found = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
     raise UserError(f"{path}: no FER2013 data found; expected fer2013.csv, torchvision's fer2013/ "
                     f"(train.csv, test.csv, icml_face_data.csv) or image folders train/ and/or test/ "
@@ -72,7 +72,7 @@ def _recognise(path: Path, progress: bool):
 
 
 def _stamp(files: list[Path]) -> str:
-    """CSV fingerprint: size and mtime are enough to notice a replaced or edited file."""
+    """CSV stamp: size and mtime are enough to notice a replaced or edited file."""
     return "\n".join(f"{f.name}\t{f.stat().st_size}\t{f.stat().st_mtime_ns}" for f in files)
 
 

@@ -80,7 +80,7 @@ class FERData:
             raise UserError(f"{self.name} has no '{name}' split (it has: {', '.join(self.splits()) or 'none'})")
         return found
 
-    def fingerprint(self) -> str:
+    def version(self) -> str:
         """A short data-set version, e.g. "folders-3f9a2c1d": the form, and a hash of every split's image
         ids and labels, so another copy, another split or another seed gives another version."""
         import hashlib

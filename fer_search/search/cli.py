@@ -9,16 +9,15 @@ import time
 
 from fer_search.cli_options import add_data_option, add_keep_test_copies, add_metric_option, add_storage_option
 from fer_search.errors import UserError
+from fer_search.search.settings import SearchSettings
 
-# ASHA's grace period defaults to a third of max-epochs (0 here): a trial on a one-cycle or cosine schedule
-# scores low until its learning rate comes down, and must not be judged at epoch 2.
-DEFAULTS = {"num_samples": 20, "max_epochs": 20, "grace_period": 0, "max_train_images": 0}
 # --smoke: the Quickstart's end-to-end budget on --data synthetic (3,600 training images). Documented points run
 # all their (cut) epochs, as in any search; ASHA judges the TPE trials at a third of the epochs, as by default.
 # Ten epochs let the documented v1 and v2 (3x3 CNNs as the notebooks ran them) both learn the synthetic faces
 # (at six, v2 lagged v1 by 18 points and the ensemble kept v1 alone); a fourth trial is TPE's, judged at epoch 3.
 # So the ensemble has several trials of different configurations to choose from, in a few minutes on 2 CPU cores.
 SMOKE = {"num_samples": 4, "max_epochs": 10, "grace_period": 3, "max_train_images": 4096}
+BUDGET_OPTIONS = tuple(SMOKE)  # the rest of the defaults: SearchSettings'
 # Optuna samples 10 trials at random before TPE models them, more than a smoke search has.
 SMOKE_TPE_STARTUP = 2
 WANDB_PROJECT = "facial-expression-recognition"  # the documented series' project
@@ -42,11 +41,11 @@ def add_run_parser(subparsers) -> None:
                    help="continue an interrupted search (finished trials are kept, unfinished ones continue)")
     p.add_argument("--num-samples", metavar="N", type=int,
                    help=f"trials of the whole search, documented points included: one number for all the families "
-                        f"together, not per family [{DEFAULTS['num_samples']}; with a budget: planned]")
+                        f"together, not per family [{SearchSettings.num_samples}; with a budget: planned]")
     p.add_argument("--max-epochs", metavar="N", type=int,
                    help=f"epochs of a TPE trial, which ASHA may stop earlier; a documented point runs its own "
                         f"epochs instead (except with --smoke); one number for every family "
-                        f"[{DEFAULTS['max_epochs']}; with a budget: planned]")
+                        f"[{SearchSettings.max_epochs}; with a budget: planned]")
     p.add_argument("--grace-period", metavar="N", type=int,
                    help="epochs before ASHA may stop a trial [a third of --max-epochs]")
     p.add_argument("--reduction-factor", metavar="N", type=int, default=3,
@@ -195,12 +194,10 @@ def _cmd_run(args) -> int:
 
 def _settings(args, storage: str, name: str | None, spaces):
     """The search's settings from the options (--smoke's budget, or the defaults, where they are left out)."""
-    from fer_search.search.settings import SearchSettings
     from fer_search.training.config import parse_set_options
 
-    budget = {key: getattr(args, key) if getattr(args, key) is not None else (SMOKE if args.smoke else DEFAULTS)[key]
-              for key in DEFAULTS}
-    budget["grace_period"] = budget["grace_period"] or max(1, budget["max_epochs"] // 3)
+    given = {key: getattr(args, key) for key in BUDGET_OPTIONS if getattr(args, key) is not None}
+    budget = {**(SMOKE if args.smoke else {}), **given}  # what is left out: SearchSettings' defaults
     _check_run_options(args, budget)
     if args.ship_code and args.address is None:
         raise UserError("--ship-code sends this checkout to a cluster's nodes: add --address (a search on this machine "

@@ -60,7 +60,7 @@ def check_fits_a_node(resources: Resources, nodes: list[Node]) -> None:
 
 
 def check_code(driver: dict, on_nodes: dict[Node, dict | str]) -> None:
-    """`driver`: this process's code_fingerprint(); `on_nodes`: each node's, or why it could not be asked."""
+    """`driver`: this process's installed_code(); `on_nodes`: each node's, or why it could not be asked."""
     problems = {}
     for node, found in on_nodes.items():
         if isinstance(found, str):

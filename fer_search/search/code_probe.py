@@ -10,7 +10,7 @@ from __future__ import annotations
 TRIAL_PACKAGES = ("fer_search", "search_spaces")
 
 
-def code_fingerprint(packages: tuple[str, ...] = TRIAL_PACKAGES) -> dict[str, tuple[str, str] | None]:
+def installed_code(packages: tuple[str, ...] = TRIAL_PACKAGES) -> dict[str, tuple[str, str] | None]:
     """Per package: (digest of its .py files, its folder), or None where this process cannot import it.
     Found without importing it, so a broken copy is reported too."""
     import hashlib

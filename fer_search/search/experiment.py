@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fer_search.errors import UserError
 from fer_search.search import layout, study
-from fer_search.search.record import ExperimentRecord, fingerprint, load_record, val_ids_hash
+from fer_search.search.record import ExperimentRecord, content_hash, load_record, val_ids_hash
 from fer_search.search.settings import SearchSettings, resolve_storage
 from fer_search.search.storage import StoragePath, experiment_path, is_uri
 
@@ -139,7 +139,7 @@ def _new_record(args, spaces, data, settings: SearchSettings) -> ExperimentRecor
         families=[s.family for s in spaces if s.source.startswith("search_spaces/")],
         space_files=[str(Path(path).absolute()) for path in args.space],
         data=args.data if args.data == "synthetic" else str(Path(args.data).absolute()),
-        data_fingerprint=fingerprint(data), val_seed=args.seed, val_fraction=VAL_FRACTION,
+        data_hash=content_hash(data), val_seed=args.seed, val_fraction=VAL_FRACTION,
         val_ids_hash=val_ids_hash(data), keep_test_copies=args.keep_test_copies, metric=settings.metric,
         max_epochs=settings.max_epochs, num_samples=settings.num_samples, command=sys.argv[1:],
         study_name=location.study_name,

@@ -132,7 +132,7 @@ class Trial:
         return list(dict.fromkeys(row[NODE_KEY] for row in self.results if row.get(NODE_KEY)))
 
     @cached_property
-    def progress(self) -> pd.DataFrame:
+    def epoch_table(self) -> pd.DataFrame:
         """One row per epoch (Ray's progress.csv); empty before the first epoch."""
         import pandas as pd  # here: listing trials (`run`'s outcome, `--resume`) needs no pandas
 

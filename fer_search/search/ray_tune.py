@@ -90,7 +90,7 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
             tuner = tune.Tuner.restore(experiment.path, trainable, resume_unfinished=True, resume_errored=True,
                                        storage_filesystem=experiment.fs)
         else:
-            tuner = _new_tuner(trainable, spaces, settings, resources.concurrency, data.fingerprint())
+            tuner = _new_tuner(trainable, spaces, settings, resources.concurrency, data.version())
         if not is_uri(settings.storage):
             reconcile.keep_tuner_state(Path(experiment.path))  # Ray has written tuner.pkl whole by now
         tuner.fit()
@@ -147,15 +147,15 @@ def _check_cluster(settings: SearchSettings, spaces: list[SearchSpace]) -> Resou
     resources = plan_resources(settings, spaces, cpus_found=int(total.get("CPU", 0)),
                                gpus_found=int(total.get("GPU", 0)))
     cluster_checks.check_fits_a_node(resources, nodes)
-    cluster_checks.check_code(code_probe.code_fingerprint(), _code_on_nodes(nodes))
+    cluster_checks.check_code(code_probe.installed_code(), _code_on_nodes(nodes))
     return resources
 
 
 def _code_on_nodes(nodes: list[cluster_checks.Node]) -> dict:
-    """Each node's code_fingerprint(), or why it could not be asked."""
+    """Each node's installed_code(), or why it could not be asked."""
     # By value, not as a reference to fer_search: the probe must run where fer_search is missing or differs.
     ray.cloudpickle.register_pickle_by_value(code_probe)
-    probe = ray.remote(num_cpus=0)(code_probe.code_fingerprint)
+    probe = ray.remote(num_cpus=0)(code_probe.installed_code)
     asked = {node: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False)).remote()
              for node in nodes}
     answers = {}

@@ -1,7 +1,7 @@
 """What defines an experiment, in one file beside its trials, so that `run --resume` continues the same search.
 
 `STORAGE/NAME/experiment.json` holds the families and space files searched, the data (path, a
-fingerprint of its images and labels, the validation split's seed, fraction and image ids), the
+hash of its images and labels, the validation split's seed, fraction and image ids), the
 metric, the trial and epoch budgets, the command that started it, and where its Optuna study is (see
 study.py). `--resume` takes what the user leaves out from here, and refuses data or a validation
 split that differ: the trials already run were scored on that validation set, and a new one would
@@ -26,7 +26,7 @@ class ExperimentRecord:
     families: list[str]  # built-in families searched
     space_files: list[str]  # absolute paths of `--space` files
     data: str  # `--data`: an absolute path, or "synthetic"
-    data_fingerprint: str  # images and labels of every split (see fingerprint())
+    data_hash: str  # images and labels of every split (see content_hash())
     val_seed: int
     val_fraction: float
     val_ids_hash: str  # which images make up the validation split
@@ -45,7 +45,7 @@ class ExperimentRecord:
 
     def check_same_data(self, data: FERData) -> None:
         """Refuse data whose images, labels or validation split differ from the experiment's."""
-        if fingerprint(data) != self.data_fingerprint:
+        if content_hash(data) != self.data_hash:
             raise UserError(f"--resume: the data at {data.name} differs from the data this experiment searched "
                             f"({self.data}); resume with that data, or start a new --name")
         if val_ids_hash(data) != self.val_ids_hash:
@@ -60,12 +60,15 @@ def load_record(experiment: str | Path | StoragePath) -> ExperimentRecord | None
     if not path.is_file():
         return None
     try:
-        return ExperimentRecord(**json.loads(path.read_text()))
+        fields = json.loads(path.read_text())
+        if "data_fingerprint" in fields:  # the key's name in records written before 2026-12-05
+            fields["data_hash"] = fields.pop("data_fingerprint")
+        return ExperimentRecord(**fields)
     except (json.JSONDecodeError, TypeError) as exc:
         raise UserError(f"{path}: unreadable experiment record ({exc})") from None
 
 
-def fingerprint(data: FERData) -> str:
+def content_hash(data: FERData) -> str:
     """SHA-256 of every split's images and labels (train, val, test, in that order)."""
     digest = hashlib.sha256()
     for split in (data.train, data.val, data.test):

@@ -89,7 +89,7 @@ def measure(trial: layout.Trial) -> dict[str, Any]:
     """This run's figures from one trial's files: at its best epoch ("best", with the held-out test figures of
     the kept model) and its last epoch ("last"); only `ended_by` before its first epoch."""
     summary = trial.summary()
-    epochs = trial.progress
+    epochs = trial.epoch_table
     if summary is None or epochs.empty:
         return {"ended_by": trial.status}
     best_row = epochs.loc[epochs["epoch"] == summary["best_epoch"]].iloc[0]

@@ -105,7 +105,7 @@ def _header(args, names: list[str], data, settings) -> list[str]:
 
     sizes = ", ".join(f"{split} {len(images):,}" for split, images in data.splits().items())
     header = [f"# The documented series, run as it ran: {', '.join(names)}", "",
-              f"Data: {data.name} ({sizes}; version {data.fingerprint()}): validation a stratified "
+              f"Data: {data.name} ({sizes}; version {data.version()}): validation a stratified "
               f"{VAL_FRACTION:.0%} of train (seed {args.seed}) with identical images kept on one side, test the "
               f"source's own; experiment {settings.storage}/{settings.name}, {time.strftime('%Y-%m-%d')}. The runs' "
               "figures: search_spaces/<family>.py (REPORTED), from the series' committed notebook outputs."]

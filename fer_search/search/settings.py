@@ -12,11 +12,13 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fer_search.errors import UserError
-from fer_search.search.storage import is_uri
-from fer_search.search.study import StudyLocation, default_location
-from search_spaces import SearchSpace
+
+if TYPE_CHECKING:  # the command line reads the defaults below while building its help: no pyarrow or optuna for that
+    from fer_search.search.study import StudyLocation
+    from search_spaces import SearchSpace
 
 
 # ViT at 224x224 (mode=resized) is by far the largest model: more than two trials on one GPU is
@@ -30,7 +32,9 @@ class SearchSettings:
     name: str
     num_samples: int = 20
     max_epochs: int = 20
-    grace_period: int = 6  # epochs before ASHA may stop a trial (the CLI: a third of max_epochs)
+    # Epochs before ASHA may stop a trial [a third of max_epochs]: a trial on a one-cycle or cosine schedule
+    # scores low until its learning rate comes down, and must not be judged at epoch 2.
+    grace_period: int | None = None
     reduction_factor: int = 3
     # Trials with a result (documented points included) before TPE models them; until then it samples at
     # random. Optuna's default, 10, is more than a --smoke search has.
@@ -61,12 +65,18 @@ class SearchSettings:
     budget_guard: dict | None = None
     optuna_sampler: str = "tpe"  # `run --sampler`: "tpe", or "random" (the baseline of benchmarks/search_value.py)
 
+    def __post_init__(self):
+        if self.grace_period is None:
+            self.grace_period = max(1, self.max_epochs // 3)
+
     @property
     def objective(self) -> str:
         """What ASHA and TPE compare: the best value of the metric so far, i.e. the kept checkpoint's."""
         return f"best_{self.metric}"
 
     def study_location(self) -> StudyLocation:
+        from fer_search.search.study import default_location
+
         return self.study or default_location(self.storage, self.name, shared=self.storage_shared)
 
     def overrides(self) -> dict:
@@ -130,6 +140,8 @@ def local_cpu_count() -> int:
 
 def resolve_storage(storage: str) -> str:
     """A URI stays as it is (Ray checks it); a local folder becomes absolute (Ray needs that) and must be writable."""
+    from fer_search.search.storage import is_uri
+
     if is_uri(storage):
         return storage
     path = Path(storage).expanduser().absolute()

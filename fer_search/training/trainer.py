@@ -22,7 +22,7 @@ from fer_search.data.types import NUM_CLASSES, FERData, Split
 from fer_search.errors import UserError
 from fer_search.inference.predictor import NormalizedModel
 from fer_search.models import create_initialised_model, model_normalization
-from fer_search.progress import progress_bar
+from fer_search.terminal import progress_bar
 from fer_search.training import checkpoint
 from fer_search.training.checkpoint import BestSnapshot, RunState
 from fer_search.training.config import INPUT_SCALINGS, TrainConfig
