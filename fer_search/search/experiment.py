@@ -46,10 +46,8 @@ def choose(args) -> Chosen:
             args.resume = False
         else:
             record = load_record(experiment_path(storage, name))
-    elif name is not None and layout.experiment_started(storage, name):
-        # Before its record (and with it where its study is) would be written over.
-        raise UserError(f"experiment {experiment_path(storage, name)} exists already; add --resume to continue it, "
-                        "or pick another --name")
+    elif name is not None:  # before its record (and with it where its study is) would be written over
+        layout.check_can_start(storage, name, resume=False)
     if record is not None:
         _take_from_record(args, record)
     return Chosen(storage, name, record)

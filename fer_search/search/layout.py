@@ -188,6 +188,17 @@ def experiment_started(storage: str | Path | StoragePath, name: str) -> bool:
     return (StoragePath.of(storage) / name / "tuner.pkl").is_file()
 
 
+def check_can_start(storage: str | Path | StoragePath, name: str, *, resume: bool) -> None:
+    """A new search must not write over a started experiment (its record, study and trials); a resume needs one."""
+    started = experiment_started(storage, name)
+    if resume and not started:
+        raise UserError(f"nothing to resume at {StoragePath.of(storage) / name}: no search was started there "
+                        "(check --storage and --name)")
+    if not resume and started:
+        raise UserError(f"experiment {StoragePath.of(storage) / name} exists already; add --resume to continue it, "
+                        "or pick another --name")
+
+
 def list_experiments(storage: str | Path | StoragePath) -> list[str]:
     """Names of the experiments under `storage` (folders holding trial directories), oldest first."""
     root = StoragePath.of(storage)

@@ -57,11 +57,7 @@ def run_search(spaces: list[SearchSpace], data: FERData, settings: SearchSetting
     On resume, `num_samples` (if given) is the number of trials the experiment now has in all."""
     experiment = experiment_path(settings.storage, settings.name)
     path = str(experiment)
-    started = tune.Tuner.can_restore(experiment.path, storage_filesystem=experiment.fs)
-    if resume and not started:
-        raise UserError(f"nothing to resume at {path}: no search was started there (check --storage and --name)")
-    if not resume and started:
-        raise UserError(f"experiment {path} exists already; add --resume to continue it, or pick another --name")
+    layout.check_can_start(settings.storage, settings.name, resume=resume)
     if settings.address is None:
         # Before starting Ray: a GPU trial on a machine without one would wait forever.
         resources = plan_resources(settings, spaces, cpus_found=local_cpu_count(), gpus_found=local_gpu_count())
