@@ -196,7 +196,7 @@ def test_the_search_asks_the_guard_before_each_trial(monkeypatch):
 
     from fer_search.search import ray_adaptations, session, study_writes
 
-    searcher = ray_adaptations.TruthfulOptunaSearch.__new__(ray_adaptations.TruthfulOptunaSearch)
+    searcher = ray_adaptations.ExperimentOptunaSearch.__new__(ray_adaptations.ExperimentOptunaSearch)
     monkeypatch.setattr(ray_adaptations, "_next_trial_kind", lambda study: "tpe")
     searcher._ot_study = "an open study"  # the guard is asked before anything is asked of the study
     searcher._writes = study_writes.StudyWrites()
@@ -218,14 +218,14 @@ def test_the_search_asks_the_guard_before_each_trial(monkeypatch):
 def test_random_sampling_is_a_sampler_option(tmp_path):
     import optuna
 
-    from fer_search.search.ray_adaptations import TruthfulOptunaSearch
+    from fer_search.search.ray_adaptations import ExperimentOptunaSearch
     from fer_search.search.sampler import SpaceSampler
     from fer_search.search.study import default_location
     from search_spaces import load_space
 
     sampler = SpaceSampler([load_space(str(SPACES / "tiny_simple_cnn.yaml"))], {})
     (tmp_path / "r").mkdir()
-    searcher = TruthfulOptunaSearch(sampler, metric="best_val_acc", seed=0, location=default_location(str(tmp_path), "r"),
+    searcher = ExperimentOptunaSearch(sampler, metric="best_val_acc", seed=0, location=default_location(str(tmp_path), "r"),
                                     experiment="r", optuna_sampler="random")
     assert isinstance(searcher._ot_study.sampler, optuna.samplers.RandomSampler)
 

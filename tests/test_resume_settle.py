@@ -1,4 +1,4 @@
-"""The searcher stack that `run` builds (SessionSearchGenerator(ConcurrencyLimiter(TruthfulOptunaSearch))), killed at
+"""The searcher stack that `run` builds (SessionSearchGenerator(ConcurrencyLimiter(ExperimentOptunaSearch))), killed at
 every study write and resumed the way Ray resumes it: from the pickled stack (tuner.pkl), Ray's saved searcher state
 where Ray saved one, and the trials Ray restores. No Ray run: a real SQLite study, and the driver's SIGKILL as an
 exception raised instead of a chosen write."""

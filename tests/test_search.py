@@ -164,6 +164,9 @@ def test_what_experiments_saved_before_the_split_pickled_by_name_still_unpickles
                  "_trial_resources"):
         reference = b"cfer_search.search.ray_tune\n" + name.encode() + b"\n."  # pickle's GLOBAL opcode, then STOP
         assert pickle.loads(reference) is getattr(ray_tune, name)
+    # Saved after the split, under the searcher's earlier name:
+    reference = b"cfer_search.search.ray_adaptations\nTruthfulOptunaSearch\n."
+    assert pickle.loads(reference) is ray_tune.ExperimentOptunaSearch
 
 
 def test_a_trial_without_a_gpu_share_trains_on_cpu_and_never_touches_cuda(monkeypatch):

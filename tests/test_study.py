@@ -274,14 +274,14 @@ def test_a_trial_that_ask_took_before_the_database_failed_is_ended_when_it_answe
     RUNNING once the database answers, and a documented point it took goes back into the queue."""
     import sqlalchemy.exc
 
-    from fer_search.search.ray_tune import TruthfulOptunaSearch
+    from fer_search.search.ray_tune import ExperimentOptunaSearch
     from fer_search.search.sampler import SpaceSampler
     from fer_search.search.study import default_location
     from search_spaces import load_space
 
     sampler = SpaceSampler([load_space(str(SPACES / "tiny_simple_cnn.yaml"))], {})
     (tmp_path / "e").mkdir()
-    searcher = TruthfulOptunaSearch(sampler, metric="best_val_acc", seed=0, location=default_location(str(tmp_path), "e"),
+    searcher = ExperimentOptunaSearch(sampler, metric="best_val_acc", seed=0, location=default_location(str(tmp_path), "e"),
                                     experiment="e")
     ask = optuna.Study.ask
 

@@ -5,7 +5,7 @@
   and the callbacks all hear of it (Ray's own time_budget_s stops trials behind their backs).
 - SessionSearchGenerator: on --resume it forgets that a spent budget finished it, makes trials up to this
   session's --num-samples, counts the trials Ray restores, and makes new trials where the folder is now.
-- TruthfulOptunaSearch: Ray's OptunaSearch with the documented points enqueued first, ASHA's stops told to the
+- ExperimentOptunaSearch: Ray's OptunaSearch with the documented points enqueued first, ASHA's stops told to the
   study as PRUNED (Ray tells them as COMPLETE), every study write guarded against a busy database, and a study
   that is opened where the experiment is now, never pickled.
 - PointBudgetASHA, RungHistoryASHA, BudgetASHA: ASHA that lets a documented point with its own budget run to
@@ -189,7 +189,7 @@ class BudgetLedger(tune.Callback):
 
 
 
-class TruthfulOptunaSearch(OptunaSearch):
+class ExperimentOptunaSearch(OptunaSearch):
     """Ray's OptunaSearch, with the documented points enqueued first, ASHA's stops told as PRUNED
     (reconcile.outcome_writes), every study write guarded (study_writes.py), and a study that goes with its
     experiment.
@@ -331,6 +331,10 @@ class TruthfulOptunaSearch(OptunaSearch):
         self._writes.write(self._study(), study_writes.ResumedCopy(
             self._numbers[trial_id], state, result[self.metric], int(result["training_iteration"])))
 
+
+
+# The class's name in experiments saved before 2026-12-05: --resume unpickles their searcher by that name.
+TruthfulOptunaSearch = ExperimentOptunaSearch
 
 
 def _saved_searcher_state(path: str) -> dict | None:

@@ -36,9 +36,9 @@ from fer_search.search import cluster_checks, code_probe, layout, reconcile, ses
 # fer_search.search.ray_tune.<name> in their pickles (tuner.pkl, the search generator's state): --resume finds
 # them through these imports.
 from fer_search.search.layout import NODE_KEY, THREADS_KEY, trial_name  # noqa: E402
-from fer_search.search.ray_adaptations import (BudgetASHA, BudgetLedger, HeaderKeepingCSVLogger,  # noqa: E402
-                                               SearchStopper, SeriesWandbCallback, SessionSearchGenerator,
-                                               TruthfulOptunaSearch)
+from fer_search.search.ray_adaptations import (BudgetASHA, BudgetLedger, ExperimentOptunaSearch,  # noqa: E402
+                                               HeaderKeepingCSVLogger, SearchStopper, SeriesWandbCallback,
+                                               SessionSearchGenerator, TruthfulOptunaSearch)
 from fer_search.search.ray_console import ConsoleReporter, route_logs, route_study_writes  # noqa: E402
 from fer_search.search.sampler import SpaceSampler  # noqa: E402
 from fer_search.search.settings import (Resources, SearchSettings, local_cpu_count,  # noqa: E402
@@ -222,7 +222,7 @@ def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, c
 def search_algorithm(sampler: SpaceSampler, settings: SearchSettings, concurrency: int) -> SessionSearchGenerator:
     """The searcher stack of a search: Optuna's TPE (or random sampling) on the study, at most `concurrency` trials at once."""
     return SessionSearchGenerator(ConcurrencyLimiter(
-        TruthfulOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
+        ExperimentOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
                              location=settings.study_location(), experiment=settings.name,
                              optuna_sampler=settings.optuna_sampler, startup_trials=settings.tpe_startup_trials),
         max_concurrent=concurrency))

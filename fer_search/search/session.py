@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from fer_search.search.guard import StartGuard
 
 if TYPE_CHECKING:
-    from fer_search.search.ray_adaptations import TruthfulOptunaSearch
+    from fer_search.search.ray_adaptations import ExperimentOptunaSearch
     from fer_search.search.reconcile import RestoredTrial
     from fer_search.search.study import StudyLocation
 
@@ -39,7 +39,7 @@ class Session:
     not_started: list[str] = []  # trials the spent budget ended before they started (BudgetASHA)
     guard: StartGuard | None = None  # a planned budget (guard.py): a trial starts only where its schedule fits
     resumed: Resumed | None = None  # None: a new search
-    searcher: TruthfulOptunaSearch | None = None  # the searcher of this search, once it has opened its study
+    searcher: ExperimentOptunaSearch | None = None  # the searcher of this search, once it has opened its study
 
     def start(self, budget_s: float | None, num_samples: int | None, guard: dict | None = None) -> None:
         self.deadline = time.time() + budget_s if budget_s else None
