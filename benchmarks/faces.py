@@ -7,7 +7,7 @@ DATA defaults to ../shared/fer2013 and MODEL to out/cpu_train/model.pt (what ben
 leaves; any model, ensemble or .onnx file works). Each 640x480 canvas holds 4 test/ faces upscaled to
 96-160 px at random places; a face counts as found when a box overlaps where it was pasted with IoU >= 0.5.
 Speed is process time on one thread (detection, cropping and classification), so other load on the
-machine does not count.
+machine does not count. The figures go to benchmarks/results/faces-LABEL.json with the machine (results.py).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+import results
 from fer_search.data import load_data
 from fer_search.inference.canvas import compose, match
 from fer_search.inference import load_model_file
@@ -74,21 +75,32 @@ def main() -> None:
             alone_found.append(int(alone_label))
     on_canvas, truth, alone_found = map(np.asarray, (on_canvas, truth, alone_found))
     total = picks.size
-
+    figures = {
+        "canvases": args.canvases, "faces": total, "model": args.model,
+        "recall": round(found / total, 3), "faces_found": found, "false_detections": false,
+        "side_ratio_mean": round(float(np.mean(side_ratios)), 3), "side_ratio_std": round(float(np.std(side_ratios)), 3),
+        "accuracy_found_on_canvas": round(float(np.mean(on_canvas == truth)), 3),
+        "accuracy_found_alone": round(float(np.mean(alone_found == truth)), 3),
+        "same_as_alone": round(float(np.mean(on_canvas == alone_found)), 3),
+        "accuracy_all_pasted": round(float(np.sum(on_canvas == truth) / total), 3),
+        "accuracy_all_alone": round(float(np.mean(alone.ravel() == test.labels[picks.ravel()])), 3),
+        "faces_per_s": round(found / seconds, 1), "canvases_per_s": round(args.canvases / seconds, 1),
+    }
+    f = figures
     print(f"{args.canvases} canvases of 640x480, {FACES_PER_CANVAS} faces each upscaled to 96-160 px, "
           f"from {args.data}/test; model {args.model}")
-    print(f"detection recall (IoU >= 0.5)       {found / total:.1%} ({found} of {total}); "
+    print(f"detection recall (IoU >= 0.5)       {f['recall']:.1%} ({found} of {total}); "
           f"{false} false detections ({false / args.canvases:.2f} per canvas)")
-    print(f"crop side / pasted side             {np.mean(side_ratios):.3f} ± {np.std(side_ratios):.3f} "
+    print(f"crop side / pasted side             {f['side_ratio_mean']:.3f} ± {f['side_ratio_std']:.3f} "
           f"(1 = framed as FER2013 crops)")
-    print(f"emotion accuracy, faces found       {np.mean(on_canvas == truth):.1%} on the canvas, "
-          f"{np.mean(alone_found == truth):.1%} for the same faces alone")
-    print(f"same emotion as the face alone      {np.mean(on_canvas == alone_found):.1%}")
-    print(f"emotion accuracy, all pasted faces  {np.sum(on_canvas == truth) / total:.1%} (a missed face counts wrong); "
-          f"{np.mean(alone.ravel() == test.labels[picks.ravel()]):.1%} for all of them alone")
-    print(f"speed, one CPU thread               {found / seconds:.1f} faces/s found "
-          f"({args.canvases / seconds:.1f} canvases/s: detection + crops + classification)")
-
+    print(f"emotion accuracy, faces found       {f['accuracy_found_on_canvas']:.1%} on the canvas, "
+          f"{f['accuracy_found_alone']:.1%} for the same faces alone")
+    print(f"same emotion as the face alone      {f['same_as_alone']:.1%}")
+    print(f"emotion accuracy, all pasted faces  {f['accuracy_all_pasted']:.1%} (a missed face counts wrong); "
+          f"{f['accuracy_all_alone']:.1%} for all of them alone")
+    print(f"speed, one CPU thread               {f['faces_per_s']:.1f} faces/s found "
+          f"({f['canvases_per_s']:.1f} canvases/s: detection + crops + classification)")
+    results.save("faces", figures, label=results.machine_label())
 
 if __name__ == "__main__":
     main()
