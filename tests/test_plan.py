@@ -226,7 +226,7 @@ def test_random_sampling_is_a_sampler_option(tmp_path):
     sampler = SpaceSampler([load_space(str(SPACES / "tiny_simple_cnn.yaml"))], {})
     (tmp_path / "r").mkdir()
     searcher = ExperimentOptunaSearch(sampler, metric="best_val_acc", seed=0, location=default_location(str(tmp_path), "r"),
-                                    experiment="r", optuna_sampler="random")
+                                      experiment="r", optuna_sampler="random")
     assert isinstance(searcher._ot_study.sampler, optuna.samplers.RandomSampler)
 
 

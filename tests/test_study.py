@@ -282,7 +282,7 @@ def test_a_trial_that_ask_took_before_the_database_failed_is_ended_when_it_answe
     sampler = SpaceSampler([load_space(str(SPACES / "tiny_simple_cnn.yaml"))], {})
     (tmp_path / "e").mkdir()
     searcher = ExperimentOptunaSearch(sampler, metric="best_val_acc", seed=0, location=default_location(str(tmp_path), "e"),
-                                    experiment="e")
+                                      experiment="e")
     ask = optuna.Study.ask
 
     def failing_ask(self, *args, **kwargs):

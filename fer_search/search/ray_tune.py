@@ -223,8 +223,8 @@ def search_algorithm(sampler: SpaceSampler, settings: SearchSettings, concurrenc
     """The searcher stack of a search: Optuna's TPE (or random sampling) on the study, at most `concurrency` trials at once."""
     return SessionSearchGenerator(ConcurrencyLimiter(
         ExperimentOptunaSearch(sampler, metric=settings.objective, seed=settings.seed,
-                             location=settings.study_location(), experiment=settings.name,
-                             optuna_sampler=settings.optuna_sampler, startup_trials=settings.tpe_startup_trials),
+                               location=settings.study_location(), experiment=settings.name,
+                               optuna_sampler=settings.optuna_sampler, startup_trials=settings.tpe_startup_trials),
         max_concurrent=concurrency))
 
 
