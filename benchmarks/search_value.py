@@ -109,7 +109,8 @@ def run_all(args, points: int) -> dict:
                 code = subprocess.run(run_command(method, seed, args, points), stdout=handle, stderr=subprocess.STDOUT,
                                       cwd=REPO).returncode
             seconds = time.time() - started
-            runs[name] = {"method": method, "seed": seed, "exit_code": code, "seconds": seconds, "started": started}
+            runs[name] = {"method": method, "seed": seed, "exit_code": code, "seconds": seconds, "started": started,
+                          "minutes": seconds / 60}
             if code == 0:
                 runs[name].update(final_ensemble(args.out / "runs", name))
             print(f"{name}: exit {code}, {seconds:.0f} s" + (f", ensemble val {runs[name]['val_acc']:.4f} test "
@@ -130,7 +131,7 @@ def summarise(found: dict) -> dict[str, dict]:
         done = [r for r in found["runs"].values() if r["method"] == method and r["exit_code"] == 0]
         row = {"runs": len(done), "failed": sum(r["method"] == method and r["exit_code"] != 0
                                                 for r in found["runs"].values())}
-        for key in ("best_trial_val_acc", "val_acc", "test_acc", "trials", "members"):
+        for key in ("minutes", "best_trial_val_acc", "val_acc", "test_acc", "trials", "members"):
             values = [r[key] for r in done if r.get(key) is not None]
             if values:
                 row[key] = {"median": statistics.median(values), "min": min(values), "max": max(values)}
@@ -169,13 +170,15 @@ def markdown(table: dict[str, dict], caption: str) -> str:
         v = row[key]
         if key in ("trials", "members"):
             return f"{v['median']:g} [{v['min']:g}, {v['max']:g}]"
+        if key == "minutes":
+            return f"{v['median']:.1f} [{v['min']:.1f}, {v['max']:.1f}]"
         return f"{v['median']:.4f} [{v['min']:.4f}, {v['max']:.4f}]"
 
-    lines = [caption, "", "| method | runs | trials | best trial, val acc | ensemble val acc | ensemble test acc* |",
-             "|---|---|---|---|---|---|"]
+    lines = [caption, "", "| method | runs | minutes run | trials | best trial, val acc | ensemble val acc | "
+             "ensemble test acc* |", "|---|---|---|---|---|---|---|"]
     for method, row in table.items():
         runs = f"{row['runs']}" + (f" ({row['failed']} failed)" if row["failed"] else "")
-        lines.append(f"| {method} | {runs} | {cell(row, 'trials')} | {cell(row, 'best_trial_val_acc')} | "
+        lines.append(f"| {method} | {runs} | {cell(row, 'minutes')} | {cell(row, 'trials')} | {cell(row, 'best_trial_val_acc')} | "
                      f"{cell(row, 'val_acc')} | {cell(row, 'test_acc')} |")
     lines += ["", "median [min, max] over seeds; * test scored once per run, reported only (nothing is chosen on it)"]
     return "\n".join(lines)

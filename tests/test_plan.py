@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,27 @@ def test_more_trials_than_lanes_get_asha_rungs_and_every_start_leaves_room_for_t
     assert plan.tpe_epochs == planner.DEFAULT_TPE_EPOCHS and plan.num_samples == len(plan.trials) >= 6
     assert plan.grace_period == 20 // 3 and plan.milestones == [6, 18]
     assert all(t.start_s + t.full_s <= _available(budget) for t in plan.trials)  # schedules anneal to their end
-    tpe = [t for t in plan.trials if t.point == planner.TPE]
-    assert tpe and all(t.expected_epochs == planner.expected_epochs(20, [6, 18], 3) for t in tpe)
+    whole = [t for t in plan.trials if t.point == planner.TPE and t.epochs == 20]
+    assert whole and all(t.expected_epochs == planner.expected_epochs(20, [6, 18], 3) for t in whole)
+
+
+def test_the_lanes_last_trials_get_the_epochs_left_so_that_no_lane_idles_to_the_deadline():
+    """Where the plan decides the trials and their epochs, a TPE trial whose whole schedule no longer fits gets the
+    epochs that do (at least half of E); it still ends inside the budget. Trials or epochs the user fixed get none."""
+    budget = Budget(seconds=1200, elapsed_s=15)
+    cost = Cost(23.3, 3.0)
+    plan = plan_search(budget, 2, _points(None, None, cost=cost), cost, Request())
+    whole_only = planner._lay_out(budget, 2, _points(None, None, cost=cost), cost, Request(), plan.tpe_epochs)[0]
+    tails = plan.tail_epochs
+    assert tails and all(plan.tpe_epochs / 2 <= e < plan.tpe_epochs for e in tails)
+    assert len(plan.trials) == len(whole_only) + len(tails) and plan.num_samples == len(plan.trials)
+    assert all(t.start_s + t.full_s <= _available(budget) for t in plan.trials)  # every schedule anneals
+    end_without = plan.start_s + max(t.end_s for t in whole_only)
+    assert end_without < plan.expected_end_s <= budget.seconds  # the lanes work on towards the deadline
+    assert plan.guard()["tail"] == {"min_epochs": -(-plan.tpe_epochs // 2), "epoch_s": 23.3, "first_epoch_extra_s": 3.0}
+    fixed = plan_search(budget, 2, _points(None, None, cost=cost), cost, Request(num_samples=6))
+    assert not fixed.tail_epochs and fixed.guard()["tail"] is None
+    assert not plan_search(budget, 2, [], cost, Request(max_epochs=plan.tpe_epochs)).tail_epochs
 
 
 def test_a_short_budget_gets_shorter_trials_so_that_the_search_still_searches():
@@ -189,6 +209,26 @@ def test_the_guard_starts_a_trial_only_where_its_whole_schedule_fits():
     assert guard.claim("c", "tpe", None) and not guard.spent()
 
 
+def test_the_guard_gives_a_lanes_last_tpe_trial_the_epochs_left_and_follows_the_epochs_real_time():
+    from fer_search.search.guard import StartGuard
+
+    plan = {"seconds": {"tpe": 101.0, "deeper_cnn/p": 101.0}, "epochs": {"tpe": 10.0, "deeper_cnn/p": 10.0},
+            "lanes": 0, "epochs_budget": None, "tail": {"min_epochs": 5, "epoch_s": 10.0, "first_epoch_extra_s": 1.0}}
+    guard = StartGuard(plan)
+    assert guard.claim("whole", "tpe", time.time() + 500) == 10
+    assert guard.claim("tail", "tpe", time.time() + 71.5) == 7  # 70 s of 10-s epochs after the first epoch's extra
+    assert guard.claim("point", "deeper_cnn/p", time.time() + 71.5) is None  # a documented point is never cut short
+    assert guard.claim("short", "tpe", time.time() + 41.5) is None  # 4 epochs: under the plan's minimum
+    for _ in range(3):  # this search's epochs take 20 s, not the planned 10: the guard goes by them
+        guard.last_epoch_at["whole"] = time.time() - 20
+        guard.spend_epoch("whole")
+    assert guard.claim("slower", "tpe", time.time() + 141.5) == 7
+    assert guard.claim("not whole", "tpe", time.time() + 150) == 7  # 10 epochs would take 201 s
+    budgeted = StartGuard({**plan, "epochs_budget": 16.0})
+    assert budgeted.claim("a", "tpe", None) == 10 and budgeted.claim("b", "tpe", None) == 6  # the epochs left
+    assert budgeted.claim("c", "tpe", None) is None
+
+
 def test_the_search_asks_the_guard_before_each_trial(monkeypatch):
     """The searcher refuses a trial the guard has no room for: FINISHED under a time budget, later (None) while
     an epochs budget may still free room."""
@@ -211,6 +251,18 @@ def test_the_search_asks_the_guard_before_each_trial(monkeypatch):
     try:
         session.current.guard.claim("running", "tpe", None)
         assert searcher.suggest("b") is None
+    finally:
+        session.current.end()
+    # A lane's last trial: the guard grants 6 of the 10 epochs, and the trial's configuration says so.
+    monkeypatch.setattr(study_writes, "ask", lambda study, experiment: types.SimpleNamespace(number=7))
+    searcher._space = lambda trial: {"arch": "simple_cnn", "epochs": 10}
+    searcher._numbers, searcher._experiment = {}, "e"
+    session.current.start(None, None, {"seconds": {"tpe": 1.0}, "epochs": {"tpe": 10.0}, "lanes": 0,
+                                     "epochs_budget": 16.0, "tail": {"min_epochs": 5, "epoch_s": 0.1,
+                                                                     "first_epoch_extra_s": 0.0}})
+    try:
+        assert searcher.suggest("whole") == {"arch": "simple_cnn", "epochs": 10}
+        assert searcher.suggest("last") == {"arch": "simple_cnn", "epochs": 6}
     finally:
         session.current.end()
 

@@ -204,11 +204,15 @@ def describe_plan(plan: planner.Plan, configs: list[dict], measured: list[Speed]
 
 def describe_trials(plan: planner.Plan) -> str:
     points = [t for t in plan.trials if t.point != planner.TPE]
-    tpe = len(plan.trials) - len(points)
+    tails = plan.tail_epochs
+    tpe = len(plan.trials) - len(points) - len(tails)
     text = ", ".join(f"{t.family}/{t.point} {t.epochs} epochs" for t in points[:8])
     text = (f"{len(points)} documented point(s) ({text}{', ...' if len(points) > 8 else ''})" if points
             else "no documented point")
     text += f" + {tpe} TPE trial(s) of {plan.tpe_epochs} epochs" if tpe else ", no TPE trial"
+    if tails:
+        text += (f" + {len(tails)} shorter at the lanes' ends ({', '.join(map(str, tails))} epochs: what is left "
+                 "of the budget)")
     text += f"; {plan.num_samples} trials in the search"
     if plan.milestones:
         return text + (f"; ASHA compares trials at epochs {', '.join(map(str, plan.milestones))} and keeps 1 in "
@@ -229,7 +233,8 @@ def plan_record(plan: planner.Plan, started: float) -> dict[str, Any]:
     points = [dataclasses.asdict(t) for t in plan.trials if t.point != planner.TPE]
     return {"budget": plan.budget, "layout": plan.layout, "machine": describe_machine(), "lanes": plan.lanes, "tpe_epochs": plan.tpe_epochs,
             "grace_period": plan.grace_period, "milestones": plan.milestones, "num_samples": plan.num_samples,
-            "points": points, "tpe_trials": len(plan.trials) - len(points), "left_out": plan.left_out,
+            "points": points, "tpe_trials": len(plan.trials) - len(points) - len(plan.tail_epochs),
+            "tail_epochs": plan.tail_epochs, "left_out": plan.left_out,
             "notes": plan.notes, "started": started, "expected_end": started + plan.expected_end_s,
             "planned_trials": len(plan.trials)}
 
@@ -244,6 +249,8 @@ def compare(recorded: dict[str, Any], trials: list, ended: float) -> dict[str, A
     planned = [f"{p['family']}/{p['point']} {p['epochs']}" for p in recorded["points"][:8]]
     if recorded["tpe_trials"]:
         planned.append(f"{recorded['tpe_trials']} TPE x {recorded['tpe_epochs']}")
+    if recorded.get("tail_epochs"):
+        planned.append(f"{len(recorded['tail_epochs'])} shorter ({', '.join(map(str, recorded['tail_epochs']))})")
     ran = ", ".join(str(t.epochs) for t in trials[:12]) + (", ..." if len(trials) > 12 else "")
     started = recorded["started"]
     lines = [f"plan vs actual: {recorded['planned_trials']} trial(s) planned, {len(trials)} started ("

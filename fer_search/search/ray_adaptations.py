@@ -284,7 +284,8 @@ class ExperimentOptunaSearch(OptunaSearch):
         if not self._writes.flush(current):
             return None  # the database does not answer: no new trial now (Tune asks again)
         guard = session.current.guard
-        if guard is not None and not guard.claim(trial_id, _next_trial_kind(current), session.current.deadline):
+        granted = guard.claim(trial_id, _next_trial_kind(current), session.current.deadline) if guard else None
+        if guard is not None and granted is None:
             return None if guard.may_make_room() else Searcher.FINISHED
         try:
             trial = study_writes.ask(current, self._experiment)
@@ -303,6 +304,8 @@ class ExperimentOptunaSearch(OptunaSearch):
             self._writes.waiting.append(study_writes.Tell(trial.number, "FAIL"))
             return None
         self._numbers[trial_id] = trial.number
+        if granted is not None and granted < config.get("epochs", granted):
+            config["epochs"] = granted  # a lane's last trial: the schedule that fits in what is left (guard.py)
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
