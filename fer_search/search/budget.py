@@ -213,7 +213,9 @@ def describe_trials(plan: planner.Plan) -> str:
     if tails:
         text += (f" + {len(tails)} shorter at the lanes' ends ({', '.join(map(str, tails))} epochs: what is left "
                  "of the budget)")
-    text += f"; {plan.num_samples} trials in the search"
+    expected = len(plan.trials)
+    text += f"; {plan.num_samples} trials in the search" if plan.num_samples <= expected else \
+        f"; {expected} trials expected, up to {plan.num_samples} if ASHA stops more of them early"
     if plan.milestones:
         return text + (f"; ASHA compares trials at epochs {', '.join(map(str, plan.milestones))} and keeps 1 in "
                        f"{plan.reduction_factor}")

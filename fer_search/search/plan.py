@@ -120,7 +120,7 @@ class Plan:
     grace_period: int
     milestones: list[int]  # ASHA's rungs: the epochs at which it compares trials
     reduction_factor: int
-    num_samples: int  # the search's trial count (requested, or what the budget holds)
+    num_samples: int  # the search's trial count: requested, or the most the budget could hold (ASHA's stops)
     trials: list[PlannedTrial]  # what the plan expects to run, in order
     start_s: float  # the first trial's expected start, from the start of the command
     deadline_s: float | None = None  # a time budget's end, from the start of the command
@@ -224,6 +224,11 @@ def plan_search(budget: Budget, lanes: int, points: list[Point], tpe: Cost, requ
         notes.append(f"{len(trials)} of the {request.num_samples} trials asked for are expected to fit; no trial "
                      "starts unless its whole schedule fits in what is left")
     grace, milestones = _asha(epochs, request, on=not idle)
+    if not request.num_samples and milestones:
+        # ASHA may stop more trials early than expected: the search goes on while trials fit (the start guard
+        # decides), up to as many as fit if every one stopped at the first rung.
+        num_samples = max(num_samples, len(_lay_out(budget, lanes, points, tpe, request, epochs, tail_min=tail_min,
+                                                    first_rung_only=True)[0]))
     notes += [f"documented point {name} cannot run its documented epochs within the budget: left out"
               for name in left_out]
     return Plan(budget=budget.describe(), lanes=lanes, tpe_epochs=epochs, grace_period=grace, milestones=milestones,
@@ -252,12 +257,15 @@ def _asha(epochs: int, request: Request, *, on: bool = True) -> tuple[int, list[
 
 
 def _lay_out(budget: Budget, lanes: int, points: list[Point], tpe: Cost, request: Request,
-             epochs: int, *, asha: bool = True, tail_min: int | None = None) -> tuple[list[PlannedTrial], list[str]]:
+             epochs: int, *, asha: bool = True, tail_min: int | None = None,
+             first_rung_only: bool = False) -> tuple[list[PlannedTrial], list[str]]:
     """The trials that fit at `epochs` per TPE trial, with their expected starts; the points left out. With
-    `tail_min`, TPE trials of fewer epochs (at least tail_min) follow where a whole one no longer fits."""
+    `tail_min`, TPE trials of fewer epochs (at least tail_min) follow where a whole one no longer fits; with
+    `first_rung_only`, every stoppable trial is taken to end at ASHA's first rung (the most trials that fit)."""
     limit = request.num_samples or MAX_TRIALS
     _, milestones = _asha(epochs, request, on=asha)
-    tpe_expected = expected_epochs(epochs, milestones, request.reduction_factor)
+    tpe_expected = milestones[0] if first_rung_only and milestones else \
+        expected_epochs(epochs, milestones, request.reduction_factor)
     available_s = (budget.seconds or 0.0) * (1 - SLACK) - budget.elapsed_s - START_UP_S - WIND_DOWN_S
     available_epochs = (budget.epochs or 0.0) / budget.epoch_fraction
     lane_free = [0.0] * lanes
@@ -296,7 +304,9 @@ def _lay_out(budget: Budget, lanes: int, points: list[Point], tpe: Cost, request
             if tail_min is None or trial_epochs < tail_min:
                 break
             full = cost.seconds(trial_epochs)
-            runs = expected_epochs(trial_epochs, [m for m in milestones if m < trial_epochs], request.reduction_factor)
+            rungs = [m for m in milestones if m < trial_epochs]
+            runs = rungs[0] if first_rung_only and rungs else \
+                expected_epochs(trial_epochs, rungs, request.reduction_factor)
         trials.append(PlannedTrial(family, point, trial_epochs, runs, start, full, cost.seconds(runs)))
         heapq.heapreplace(lane_free, start + cost.seconds(runs))
     return trials, left_out
