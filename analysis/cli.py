@@ -1,6 +1,7 @@
 """The `leaderboard`, `ensemble` and `export` sub-commands of `python -m fer_search`."""
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import textwrap
@@ -12,6 +13,8 @@ from analysis.dashboard import add_dashboard_parser
 from fer_search.cli_options import (add_data_option, add_device_option, add_keep_test_copies, add_metric_option,
                                     add_storage_option)
 from fer_search.errors import UserError
+
+REFIT_ROW = "ensemble (refit)"  # --json: the refit ensemble's row
 
 
 def add_analysis_parsers(subparsers) -> None:
@@ -52,7 +55,8 @@ def add_analysis_parsers(subparsers) -> None:
     add_keep_test_copies(p)
     p.add_argument("--out", help="output folder [STORAGE/ensemble]")
     p.add_argument("--json", dest="json_out", metavar="FILE",
-                   help="also write the scores (each member and the ensemble; validation, and test) as JSON")
+                   help="also write the scores (each member and the ensemble; validation, and test; the refit "
+                        f"ensemble's test as {REFIT_ROW!r}) as JSON")
     p.set_defaults(handler=cmd_ensemble)
 
     p = subparsers.add_parser(
@@ -146,7 +150,11 @@ def _ensemble(args) -> int:
     summary = scores.summary({**{m.name: float(w) for m, w in zip(ensemble.members, ensemble.weights)}, ENSEMBLE: 1.0})
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
     if args.json_out:
-        Path(args.json_out).write_text(summary.to_json(orient="index", indent=2))
+        table = json.loads(summary.to_json(orient="index"))
+        if run.refit_scores is not None:  # test only: validation is inside a refit member's training data
+            table[REFIT_ROW] = {"weight": 1.0, "test_acc": run.refit_scores["accuracy"],
+                                "test_macro_f1": run.refit_scores["macro_f1"], "test_ece": run.refit_scores["ece"]}
+        Path(args.json_out).write_text(json.dumps(table, indent=2))
     chosen_from = f" chosen from the best {ensemble.library}" if ensemble.library else ""
     print(f"\n{args.method} ensemble of {sum(ensemble.weights > 0)} trial(s){chosen_from}, temperature "
           f"{ensemble.temperature:.3f}; "

@@ -2,12 +2,16 @@
 
     python benchmarks/budget_figures.py train OUT_DIR --minutes M --started T0 --trained T1 --test-json FILE
     python benchmarks/budget_figures.py search STORAGE NAME --minutes M --started T0 --searched T1 --ensemble-json FILE
+    python benchmarks/budget_figures.py refit STORAGE NAME [--data DATA]
 
 `train` (benchmarks/cpu_train.sh): the plan (OUT_DIR/plan.json) and what ran, the best epoch's validation
 accuracy, the ten-crop test accuracy (`evaluate --json`), and the seconds to the end of training and in all.
 `search` (benchmarks/cpu_search.sh): the plan and what ran (experiment.json), each trial's best validation
 and test accuracy (flip TTA, reported only), the ensemble's (`ensemble --json`, ten crops), whether it beats
 every trial and this machine kind's cpu_train figure (benchmarks/results/cpu_train-LABEL.json, if there).
+`refit` (after cpu_search.sh, on its STORAGE): runs `ensemble --top 3 --tta crops --refit` (the same members,
+weights and temperature, each member retrained on train + validation for the epochs validation chose) and
+writes the validated and the refit ensemble's test accuracy, and the refit's seconds, to cpu_search_refit-LABEL.json.
 Results go to benchmarks/results/cpu_train-LABEL.json and cpu_search-LABEL.json (LABEL: results.machine_label()).
 """
 from __future__ import annotations
@@ -15,12 +19,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import results
 
 ENSEMBLE = "ensemble"
+REFIT = "ensemble (refit)"  # the refit ensemble's row in `ensemble --json`
+REPO = Path(__file__).resolve().parent.parent
 
 
 def train_figures(out: Path, minutes: float, started: float, trained: float, test_json: Path) -> dict:
@@ -73,6 +81,27 @@ def search_figures(storage: Path, name: str, minutes: float, started: float, sea
     return figures
 
 
+def refit_figures(storage: Path, name: str, data: str) -> dict:
+    """The search's ensemble again, with --refit: the validated ensemble's and the refit one's test accuracy."""
+    from fer_search.search.record import load_record
+
+    out = storage / "ensemble_refit"
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    subprocess.run([sys.executable, "-m", "fer_search", "ensemble", "--top", "3", "--storage", str(storage), "--name",
+                    name, "--data", data, "--tta", "crops", "--refit", "--out", str(out), "--json",
+                    str(out / "scores.json")], check=True, cwd=REPO)
+    scores = json.loads((out / "scores.json").read_text())
+    record = load_record(storage / name)
+    members = {model: row["weight"] for model, row in scores.items() if not model.startswith(ENSEMBLE)}
+    return {"search_command": record.command if record else None, "ensemble_members": members,
+            "ensemble_val_acc_ten_crops": scores[ENSEMBLE]["val_acc"],
+            "ensemble_test_acc_ten_crops": scores[ENSEMBLE]["test_acc"],
+            "refit_ensemble_test_acc_ten_crops": scores[REFIT]["test_acc"],
+            "refit_ensemble_test_macro_f1_ten_crops": scores[REFIT]["test_macro_f1"],
+            "seconds_with_refit": round(time.time() - started)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="what", required=True)
@@ -88,9 +117,16 @@ def main() -> None:
     for p in (t, s):
         p.add_argument("--minutes", type=float, required=True)
         p.add_argument("--started", type=float, required=True, help="Unix time the script started")
+    r = commands.add_parser("refit")
+    r.add_argument("storage", type=Path)
+    r.add_argument("name")
+    r.add_argument("--data", default=str(REPO.parent / "shared" / "fer2013"), help="the search's data")
     args = parser.parse_args()
     label = results.machine_label()
-    if args.what == "train":
+    if args.what == "refit":
+        figures = refit_figures(args.storage.absolute(), args.name, args.data)
+        name = "cpu_search_refit"
+    elif args.what == "train":
         figures = train_figures(args.out, args.minutes, args.started, args.trained, args.test_json)
         name = "cpu_train"
     else:

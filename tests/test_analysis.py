@@ -174,6 +174,21 @@ def test_ensemble_command_report_and_evaluate_round_trip(search, candidates, tmp
     assert evaluated["accuracy"] == in_process
 
 
+def test_ensemble_refit_reports_its_test_score_in_the_json_too(search, tmp_path, capsys, monkeypatch):
+    import fer_search.data
+
+    storage, name, data = search
+    monkeypatch.setattr(fer_search.data, "load_data", lambda source, **options: data)  # the search's own data
+    scores_file = tmp_path / "scores.json"
+    assert main(["ensemble", "--storage", str(storage), "--name", name, "--top", "2", "--out", str(tmp_path / "out"),
+                 "--refit", "--data", "the search's", "--json", str(scores_file)]) == 0
+    printed = capsys.readouterr().out
+    refit = json.loads(scores_file.read_text())["ensemble (refit)"]
+    assert set(refit) == {"weight", "test_acc", "test_macro_f1", "test_ece"}  # no validation: it trained on it
+    assert f"refit ensemble (members retrained on train + validation): test acc {refit['test_acc']:.4f}" in printed
+    assert (tmp_path / "out" / "refit" / "ensemble.pt").is_file()
+
+
 def test_tta_rescores_with_flip(candidates, search, tmp_path):
     _, _, data = search
     members = ens.select(candidates, 2, "val_acc", diverse=False)
