@@ -9,7 +9,7 @@ at once), and an --epochs-budget in trial epochs. Under a time budget the plan's
 Ray's start-up took (the planner found that it fits); under an epochs budget every trial's whole schedule is
 committed when it starts, and what a trial ended early (ASHA) leaves is released.
 
-Where the plan allows it ("tail": the search decides its number of trials), a TPE trial whose whole schedule no
+Where the plan allows it ("tail": the plan decided the trials and their epochs), a TPE trial whose whole schedule no
 longer fits gets the epochs that do (at least the plan's minimum), so a lane works to the end of the budget and
 that trial's schedule still anneals. Seconds per epoch are the plan's, or what this search's epochs really took
 where that is longer (measured speed drifts: the driver and Ray share the CPUs with the trials).

@@ -24,7 +24,7 @@ stopping one would free a lane nothing waits for, so ASHA gets no rung (grace = 
 Where the plan decides both (neither is given), a lane's last trials may get a shorter schedule: once a whole
 E-epoch trial no longer fits in what is left, a TPE trial of the epochs that do fit (at least TAIL_FRACTION of
 E) still anneals to its end before the deadline. Without them a lane stands idle from its last whole trial's
-end (ASHA stops most trials early) to the deadline: a third of a 10- or 20-minute CPU search.
+end (ASHA stops most trials early) to the deadline.
 """
 from __future__ import annotations
 
