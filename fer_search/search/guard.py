@@ -58,13 +58,15 @@ class StartGuard:
         self.claims += 1
         return int(granted)
 
+    def _observed_epoch_s(self, kind: str) -> float:
+        """The median of this search's latest epoch times for `kind` (0 before any)."""
+        observed = self.epoch_times.get(kind)
+        return statistics.median(observed) if observed else 0.0
+
     def _seconds(self, kind: str, epochs: float) -> float:
         planned = self.seconds.get(kind, max(self.seconds.values(), default=0.0))
-        observed = self.epoch_times.get(kind)
-        if not observed:
-            return planned
         extra = self.tail["first_epoch_extra_s"] if self.tail else 0.0
-        return max(planned, extra + epochs * statistics.median(observed))
+        return max(planned, extra + epochs * self._observed_epoch_s(kind))
 
     def _epochs_in(self, kind: str, *, seconds: float | None = None, epochs: float | None = None) -> int | None:
         """A lane's last TPE trial: the most epochs that fit in `seconds` or `epochs`, if at least the plan's
@@ -72,8 +74,7 @@ class StartGuard:
         if self.tail is None or kind != TPE:
             return None
         if seconds is not None:
-            observed = self.epoch_times.get(kind)
-            epoch_s = max(self.tail["epoch_s"], statistics.median(observed) if observed else 0.0)
+            epoch_s = max(self.tail["epoch_s"], self._observed_epoch_s(kind))
             epochs = (seconds - self.tail["first_epoch_extra_s"]) / epoch_s
         fitting = math.floor(epochs + 1e-9)
         return fitting if self.tail["min_epochs"] <= fitting < self.epochs.get(kind, math.inf) else None
