@@ -56,7 +56,8 @@ def add_analysis_parsers(subparsers) -> None:
     p.add_argument("--out", help="output folder [STORAGE/ensemble]")
     p.add_argument("--json", dest="json_out", metavar="FILE",
                    help="also write the scores (each member and the ensemble; validation, and test; the refit "
-                        f"ensemble's test as {REFIT_ROW!r}) as JSON")
+                        f"ensemble's test as {REFIT_ROW!r}; per member, the ensemble's gain over it with its "
+                        "interval) as JSON")
     p.set_defaults(handler=cmd_ensemble)
 
     p = subparsers.add_parser(
@@ -124,6 +125,7 @@ def cmd_ensemble(args) -> int:
 
 
 def _ensemble(args) -> int:
+    from analysis.intervals import CONFIDENCE
     from analysis.outcome import describe
     from analysis.pipeline import make_ensemble
     from analysis.report import ENSEMBLE
@@ -149,8 +151,17 @@ def _ensemble(args) -> int:
     ensemble, scores = run.ensemble, run.scores
     summary = scores.summary({**{m.name: float(w) for m, w in zip(ensemble.members, ensemble.weights)}, ENSEMBLE: 1.0})
     print(summary.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"\nensemble accuracy minus each member's, same images ({CONFIDENCE:.0%} paired-bootstrap interval; "
+          "one that holds 0 cannot tell them apart):")
+    for member in ensemble.members:
+        print(f"  {member.name}: " + "; ".join(f"{split} {by_member[member.name]}"
+                                              for split, by_member in scores.gains.items()))
     if args.json_out:
         table = json.loads(summary.to_json(orient="index"))
+        for split, by_member in scores.gains.items():
+            for member, gain in by_member.items():
+                table[member].update({f"{split}_ensemble_gain": gain.gain, f"{split}_ensemble_gain_low": gain.low,
+                                      f"{split}_ensemble_gain_high": gain.high})
         if run.refit_scores is not None:  # test only: validation is inside a refit member's training data
             table[REFIT_ROW] = {"weight": 1.0, "test_acc": run.refit_scores["accuracy"],
                                 "test_macro_f1": run.refit_scores["macro_f1"], "test_ece": run.refit_scores["ece"]}

@@ -1,7 +1,7 @@
 """Score every member and the ensemble side by side, and write OUT/report.md with its figures."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import pandas as pd
 
 from analysis import plots, studies
 from analysis.ensemble import Ensemble
+from analysis.intervals import CONFIDENCE, Gain, accuracy_gain
 from analysis.leaderboard import PRINTED, best_per_family, imbalance_comparison, read_epoch_table
 from fer_search.data.types import CLASS_NAMES
 from fer_search.training.metrics import full_report
@@ -22,6 +23,8 @@ class Scores:
     """full_report (accuracy, macro-F1, ECE, per class, confusion) per split and model name."""
 
     reports: dict[str, dict[str, dict]]
+    # per split and member: the ensemble's accuracy minus the member's on the same images, with its interval
+    gains: dict[str, dict[str, Gain]] = field(default_factory=dict)
 
     def summary(self, weights: dict[str, float]) -> pd.DataFrame:
         rows = []
@@ -34,6 +37,12 @@ class Scores:
             rows.append(row)
         return pd.DataFrame(rows).set_index("model")
 
+    def gain_table(self) -> pd.DataFrame:
+        """One row per member: the ensemble's accuracy gain over it and the interval's ends, per split."""
+        rows = [{"member": member, f"{split}_gain": g.gain, f"{split}_low": g.low, f"{split}_high": g.high}
+                for split, by_member in self.gains.items() for member, g in by_member.items()]
+        return pd.DataFrame(rows).groupby("member", sort=False).first() if rows else pd.DataFrame()
+
     def per_class(self, split: str, key: str) -> pd.DataFrame:
         return pd.DataFrame({name: {c: r["per_class"][c][key] for c in CLASS_NAMES}
                              for name, r in self.reports[split].items()}).T
@@ -42,14 +51,16 @@ class Scores:
 def score(ensemble: Ensemble) -> Scores:
     """Validation, and test once when it has labels: each member alone, the ensemble before and after
     its temperature (which changes calibration, never the predicted class)."""
-    reports = {}
+    reports, gains = {}, {}
     for split in ensemble.labeled_splits():
         labels = ensemble.labels(split)
         probs = {m.name: m.probs[f"{split}_probs"] for m in ensemble.members}
         probs[f"{ENSEMBLE} (T=1)"] = ensemble.probs(split, temperature=1.0)
         probs[ENSEMBLE] = ensemble.probs(split)
         reports[split] = {name: full_report(p, labels) for name, p in probs.items()}
-    return Scores(reports)
+        correct = {name: p.argmax(axis=1) == labels for name, p in probs.items()}
+        gains[split] = {m.name: accuracy_gain(correct[ENSEMBLE], correct[m.name]) for m in ensemble.members}
+    return Scores(reports, gains)
 
 
 def write_report(ensemble: Ensemble, scores: Scores, trials_table: pd.DataFrame, out: Path, *,
@@ -79,6 +90,10 @@ def write_report(ensemble: Ensemble, scores: Scores, trials_table: pd.DataFrame,
         "## Members and ensemble", "",
         _markdown(summary.reset_index()), "",
         "`ensemble (T=1)` is the vote before temperature scaling: same predictions, different calibration (ECE).", "",
+        "## Ensemble against each member", "",
+        f"The ensemble's accuracy minus the member's on the same images, and its {CONFIDENCE:.0%} paired-bootstrap "
+        "interval (images resampled): where the interval holds 0, this split cannot tell the two apart.", "",
+        _markdown(scores.gain_table().reset_index()), "",
     ]
     if refit is not None:
         validated = scores.reports["test"][ENSEMBLE]

@@ -8,11 +8,13 @@
 accuracy, the ten-crop test accuracy (`evaluate --json`), and the seconds to the end of training and in all.
 `search` (benchmarks/cpu_search.sh): the plan and what ran (experiment.json), each trial's best validation
 and test accuracy (flip TTA, reported only), the ensemble's (`ensemble --json`, ten crops), whether it beats
-every trial and this machine kind's cpu_train figure (benchmarks/results/cpu_train-LABEL.json, if there).
+every trial and this machine kind's cpu_train figure (benchmarks/results/cpu_train-LABEL.json, if there), and its
+test gain over its best member with the paired-bootstrap interval (`ensemble --json`).
 `refit` (after cpu_search.sh, on its STORAGE): runs `ensemble --top 3 --tta crops --refit` (the same members,
 weights and temperature, each member retrained on train + validation for the epochs validation chose) and
 writes the validated and the refit ensemble's test accuracy, and the refit's seconds, to cpu_search_refit-LABEL.json.
-Results go to benchmarks/results/cpu_train-LABEL.json and cpu_search-LABEL.json (LABEL: results.machine_label()).
+Results go to benchmarks/results/cpu_train-LABEL.json and cpu_search-LABEL.json (LABEL: results.machine_label();
+a search with `--seed N` other than 0 goes to cpu_search_seedN-LABEL.json, beside the seed-0 figures).
 """
 from __future__ import annotations
 
@@ -51,7 +53,8 @@ def search_figures(storage: Path, name: str, minutes: float, started: float, sea
     from fer_search.search import layout
     from fer_search.search.record import load_record
 
-    plan = load_record(storage / name).plan or {}
+    record = load_record(storage / name)
+    plan = record.plan or {}
     trials = {}
     for trial in layout.list_trials(storage, name):
         summary = trial.summary() or {"metrics": {}}
@@ -61,7 +64,7 @@ def search_figures(storage: Path, name: str, minutes: float, started: float, sea
     scores = json.loads(ensemble_json.read_text())
     members = {model: row for model, row in scores.items() if not model.startswith(ENSEMBLE)}
     ensemble_test = scores[ENSEMBLE].get("test_acc")
-    figures = {"minutes": minutes, "layout": plan.get("layout"), "planned_trials": plan.get("planned_trials"),
+    figures = {"search_command": record.command, "seed": record.val_seed, "minutes": minutes, "layout": plan.get("layout"), "planned_trials": plan.get("planned_trials"),
                "planned_epochs": plan.get("tpe_epochs"), "trials": trials,
                "every_schedule_finished": all(t["epochs"] >= t["planned_epochs"] for t in trials.values()),
                "search_end_s": round(searched - started), "planned_search_end_s":
@@ -73,6 +76,10 @@ def search_figures(storage: Path, name: str, minutes: float, started: float, sea
     if ensemble_test is not None:
         best_trial = max([t["test_acc"] or 0.0 for t in trials.values()] + [r.get("test_acc") or 0.0 for r in members.values()])
         figures["ensemble_above_every_trial"] = ensemble_test > best_trial
+        best_member = max(members, key=lambda m: members[m]["test_acc"])
+        figures["ensemble_test_gain_over_best_member"] = {
+            "member": best_member, **{key: members[best_member][f"test_ensemble_gain{end}"]
+                                      for key, end in (("gain", ""), ("low", "_low"), ("high", "_high"))}}
         try:
             train = results.load("cpu_train", label)["figures"]["test_acc_ten_crops"]
             figures.update(cpu_train_test_acc=train, ensemble_above_cpu_train=ensemble_test > train)
@@ -132,7 +139,7 @@ def main() -> None:
     else:
         figures = search_figures(args.storage, args.name, args.minutes, args.started, args.searched,
                                  args.ensemble_json, label)
-        name = "cpu_search"
+        name = "cpu_search" if figures["seed"] == 0 else f"cpu_search_seed{figures['seed']}"
     for key, value in figures.items():
         print(f"{key}: {value}")
     results.save(name, figures, label=label)

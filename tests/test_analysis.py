@@ -166,7 +166,17 @@ def test_ensemble_command_report_and_evaluate_round_trip(search, candidates, tmp
 
     in_process = score(_ensemble(candidates, "greedy")).reports["test"]["ensemble"]["accuracy"]
     assert "| ensemble | 1.0000 |" in report and f"{in_process:.4f}" in report
-    assert json.loads((tmp_path / "scores.json").read_text())["ensemble"]["test_acc"] == in_process  # --json
+    table = json.loads((tmp_path / "scores.json").read_text())
+    assert table["ensemble"]["test_acc"] == in_process  # --json
+    members = [name for name in table if not name.startswith("ensemble")]
+    assert members and "## Ensemble against each member" in report
+    for member in members:  # the ensemble's gain over each member, with its interval, in JSON and on the console
+        for split in ("val", "test"):
+            row = table[member]
+            gain = row[f"{split}_ensemble_gain"]
+            assert gain == pytest.approx(table["ensemble"][f"{split}_acc"] - row[f"{split}_acc"])
+            assert row[f"{split}_ensemble_gain_low"] <= gain <= row[f"{split}_ensemble_gain_high"]
+        assert f"  {member}: val {table[member]['val_ensemble_gain']:+.4f} [" in printed
     monkeypatch.setenv("FER_SEARCH_CACHE", str(tmp_path / "cache"))
     csv = _kaggle_csv(data, tmp_path / "fer2013.csv")
     assert main(["evaluate", str(out / "ensemble.pt"), "--data", str(csv), "--split", "test", "--json"]) == 0
