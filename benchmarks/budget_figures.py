@@ -48,19 +48,26 @@ def train_figures(out: Path, minutes: float, started: float, trained: float, tes
             "within_minutes": trained - started <= minutes * 60}
 
 
-def search_figures(storage: Path, name: str, minutes: float, started: float, searched: float,
-                   ensemble_json: Path, label: str) -> dict:
+def trial_figures(storage: Path, name: str) -> dict:
+    """Each trial of the search: status, epochs run and planned, best validation and test accuracy (flip TTA)."""
     from fer_search.search import layout
-    from fer_search.search.record import load_record
 
-    record = load_record(storage / name)
-    plan = record.plan or {}
     trials = {}
     for trial in layout.list_trials(storage, name):
         summary = trial.summary() or {"metrics": {}}
         trials[trial.name] = {"status": trial.status, "epochs": trial.epochs,
                               "planned_epochs": int(trial.config.get("epochs", 0)),
                               "val_acc": summary["metrics"].get("val_acc"), "test_acc": summary["metrics"].get("test_acc")}
+    return trials
+
+
+def search_figures(storage: Path, name: str, minutes: float, started: float, searched: float,
+                   ensemble_json: Path, label: str) -> dict:
+    from fer_search.search.record import load_record
+
+    record = load_record(storage / name)
+    plan = record.plan or {}
+    trials = trial_figures(storage, name)
     scores = json.loads(ensemble_json.read_text())
     members = {model: row for model, row in scores.items() if not model.startswith(ENSEMBLE)}
     ensemble_test = scores[ENSEMBLE].get("test_acc")
