@@ -92,7 +92,8 @@ def write_report(ensemble: Ensemble, scores: Scores, trials_table: pd.DataFrame,
         "`ensemble (T=1)` is the vote before temperature scaling: same predictions, different calibration (ECE).", "",
         "## Ensemble against each member", "",
         f"The ensemble's accuracy minus the member's on the same images, and its {CONFIDENCE:.0%} paired-bootstrap "
-        "interval (images resampled): where the interval holds 0, this split cannot tell the two apart.", "",
+        "interval (images resampled): where the interval holds 0, this split cannot tell the two apart. Validation "
+        "chose the members and weights, so its gain leans optimistic; test's does not.", "",
         _markdown(scores.gain_table().reset_index()), "",
     ]
     if refit is not None:

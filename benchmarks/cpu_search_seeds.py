@@ -20,7 +20,10 @@ from pathlib import Path
 import results
 from budget_figures import ENSEMBLE, trial_figures
 
-ACCURACY_GOAL = {"cpu-bf16": 0.65, "cpu-avx2": 0.625}  # the search + ensemble's goal on test/, per machine kind
+# The search + ensemble's goal on test/, per machine kind (README, "Time goals"): an accuracy, above cpu_train.sh's
+# figure, and on cpu-bf16 above every single trial too.
+ACCURACY_GOAL = {"cpu-bf16": 0.65, "cpu-avx2": 0.625}
+ABOVE_EVERY_TRIAL_GOAL = {"cpu-bf16": True, "cpu-avx2": False}
 
 
 def seed_figures(storage: Path, name: str, cpu_train: float | None) -> dict:
@@ -74,6 +77,9 @@ def main() -> None:
                "seeds_meeting_accuracy_goal": None if goal is None else sum(r["ensemble_test_acc"] >= goal for r in runs),
                "seeds_above_every_trial": sum(r["above_every_trial"] for r in runs),
                "seeds_above_cpu_train": None if cpu_train is None else sum(r["above_cpu_train"] for r in runs),
+               "seeds_meeting_the_whole_goal": None if goal is None or cpu_train is None else sum(
+                   r["ensemble_test_acc"] >= goal and r["above_cpu_train"]
+                   and (r["above_every_trial"] or not ABOVE_EVERY_TRIAL_GOAL[label]) for r in runs),
                "seeds_whose_gain_interval_excludes_0": sum(r["test_gain_over_best_member"]["low"] > 0
                                                            or r["test_gain_over_best_member"]["high"] < 0
                                                            for r in runs)}

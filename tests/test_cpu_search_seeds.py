@@ -47,6 +47,10 @@ def test_the_seed_table_reads_the_ensemble_its_members_and_cpu_train(tiny_search
     assert gain["gain"] == scores["ensemble"]["test_acc"] - members[best]["test_acc"]
     assert gain["low"] <= gain["gain"] <= gain["high"]
     assert run["above_cpu_train"] is True and figures["seeds_above_cpu_train"] == 1
+    if figures["accuracy_goal"] is not None:  # a machine kind with goals (cpu-bf16, cpu-avx2)
+        met = run["ensemble_test_acc"] >= figures["accuracy_goal"] and (
+            run["above_every_trial"] or label == "cpu-avx2")
+        assert figures["seeds_meeting_the_whole_goal"] == int(met)
     trials_best = max(run["trials_test_acc_flip"].values())
     assert run["above_every_trial"] == (run["ensemble_test_acc"] > max(trials_best, members[best]["test_acc"]))
     assert f"   0  {run['ensemble_test_acc']:>13.4f}" in done.stdout
