@@ -18,6 +18,7 @@ import statistics
 from pathlib import Path
 
 import results
+from analysis.intervals import CONFIDENCE
 from budget_figures import ENSEMBLE, trial_figures
 
 # The search + ensemble's goal on test/, per machine kind (README, "Time goals"): an accuracy, above cpu_train.sh's
@@ -69,7 +70,8 @@ def main() -> None:
         gain = run["test_gain_over_best_member"]
         print(f"{run['seed']:>4}  {run['ensemble_test_acc']:>13.4f}  {run['members_test_acc'][run['best_member']]:>11.4f}"
               f"  {gain['gain']:+.4f} [{gain['low']:+.4f}, {gain['high']:+.4f}]")
-    figures = {"seeds": [r["seed"] for r in runs], "runs": runs, "cpu_train_test_acc": cpu_train,
+    figures = {"seeds": [r["seed"] for r in runs], "runs": runs, "interval_confidence": CONFIDENCE,
+               "cpu_train_test_acc": cpu_train,
                "accuracy_goal": goal,
                "median_ensemble_test_acc": statistics.median(r["ensemble_test_acc"] for r in runs),
                "median_test_gain_over_best_member": statistics.median(r["test_gain_over_best_member"]["gain"]

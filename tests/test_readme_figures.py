@@ -27,9 +27,9 @@ SECTIONS = ("## Results on real FER2013", "## Performance")
 UNMEASURED = ("to be measured", "not measured", "unmeasured")
 GOAL_WORDS = ("goal", "≥", "≤", "at least", "under")
 UNIT = r"(?:%|x\b|:1\b|\s?(?:s|MB|images/s|faces/s|trials/hour)\b)"
-# A number not inside a word, a version (25.10.3) or a range (85/15); a figure when it has a unit, decimals or
-# thousands separators.
-NUMBER = re.compile(rf"(?<![\w.,/-])(?P<value>\d{{1,3}}(?:,\d{{3}})+|\d+)(?P<decimals>\.\d+)?(?P<unit>{UNIT})?"
+# A number not inside a word, a version (25.10.3) or a range (85/15), with its sign where it has one (a gain:
+# −0.25%, +0.47%; a hyphen is a range's, as in 64-65%); a figure when it has a unit, decimals or thousands separators.
+NUMBER = re.compile(rf"(?<![\w.,/-])(?P<sign>[−+])?(?P<value>\d{{1,3}}(?:,\d{{3}})+|\d+)(?P<decimals>\.\d+)?(?P<unit>{UNIT})?"
                     r"(?![\w/]|\.\d|,\d)")
 
 
@@ -69,7 +69,8 @@ def figures_in(line: str, table_row: bool = False) -> list[tuple[float, int, boo
             continue
         if any(word in line[max(0, match.start() - 15):match.start()] for word in GOAL_WORDS):
             continue
-        found.append((float(match["value"].replace(",", "") + decimals), max(len(decimals) - 1, 0),
+        sign = -1.0 if match["sign"] == "−" else 1.0
+        found.append((sign * float(match["value"].replace(",", "") + decimals), max(len(decimals) - 1, 0),
                       unit == "%", match.group(0)))
     return found
 
@@ -122,6 +123,7 @@ def test_every_readme_figure_is_in_a_results_file():
     ("2 cores, 3x3 convs, 48x48 crops, AVX-512, bf16, 3 seeds x 10 minutes", []),
     ("| `cpu-bf16` | goal: ≥ 64% | at least 10x |", []),
     ("| trainer | to be measured: 1,143 images/s |", []),
+    ("gain −0.25% [−0.98%, +0.47%] over 64-65%", ["−0.25%", "−0.98%", "+0.47%"]),
 ])
 def test_what_counts_as_a_figure(line, expected):
     assert [text.strip() for *_, text in figures_in(line)] == expected
