@@ -48,6 +48,11 @@ def train_figures(out: Path, minutes: float, started: float, trained: float, tes
             "within_minutes": trained - started <= minutes * 60}
 
 
+def gain_figures(member_row: dict) -> dict:
+    """The ensemble's test gain over one member with its interval, from that member's row of `ensemble --json`."""
+    return {key: member_row[f"test_ensemble_gain{end}"] for key, end in (("gain", ""), ("low", "_low"), ("high", "_high"))}
+
+
 def trial_figures(storage: Path, name: str) -> dict:
     """Each trial of the search: status, epochs run and planned, best validation and test accuracy (flip TTA)."""
     from fer_search.search import layout
@@ -71,8 +76,8 @@ def search_figures(storage: Path, name: str, minutes: float, started: float, sea
     scores = json.loads(ensemble_json.read_text())
     members = {model: row for model, row in scores.items() if not model.startswith(ENSEMBLE)}
     ensemble_test = scores[ENSEMBLE].get("test_acc")
-    figures = {"search_command": record.command, "seed": record.val_seed, "minutes": minutes, "layout": plan.get("layout"), "planned_trials": plan.get("planned_trials"),
-               "planned_epochs": plan.get("tpe_epochs"), "trials": trials,
+    figures = {"search_command": record.command, "seed": record.val_seed, "minutes": minutes,
+               "layout": plan.get("layout"), "planned_trials": plan.get("planned_trials"), "planned_epochs": plan.get("tpe_epochs"), "trials": trials,
                "every_schedule_finished": all(t["epochs"] >= t["planned_epochs"] for t in trials.values()),
                "search_end_s": round(searched - started), "planned_search_end_s":
                round(plan["expected_end"] - started) if plan else None, "within_minutes": searched - started <= minutes * 60,
@@ -84,9 +89,7 @@ def search_figures(storage: Path, name: str, minutes: float, started: float, sea
         best_trial = max([t["test_acc"] or 0.0 for t in trials.values()] + [r.get("test_acc") or 0.0 for r in members.values()])
         figures["ensemble_above_every_trial"] = ensemble_test > best_trial
         best_member = max(members, key=lambda m: members[m]["test_acc"])
-        figures["ensemble_test_gain_over_best_member"] = {
-            "member": best_member, **{key: members[best_member][f"test_ensemble_gain{end}"]
-                                      for key, end in (("gain", ""), ("low", "_low"), ("high", "_high"))}}
+        figures["ensemble_test_gain_over_best_member"] = {"member": best_member, **gain_figures(members[best_member])}
         try:
             train = results.load("cpu_train", label)["figures"]["test_acc_ten_crops"]
             figures.update(cpu_train_test_acc=train, ensemble_above_cpu_train=ensemble_test > train)

@@ -4,11 +4,12 @@ its best member, with the paired-bootstrap interval of that gain.
     python benchmarks/cpu_search_seeds.py STORAGE [STORAGE ...] [--name cpu_search]
 
 Each STORAGE holds one `benchmarks/cpu_search.sh STORAGE DATA MINUTES [--seed N]` run on this machine kind (the seed
-carves the validation split and seeds both trials). Read from it: the seed (in each trial's configuration), each trial's test
-accuracy (flip, reported only) and STORAGE/ensemble/scores.json (`ensemble --json`: members and ensemble with ten
-crops, the ensemble's gain over each member and its interval). One row per seed, and per goal of the machine kind
-(README, "Time goals") the seeds that meet it; the figures go to benchmarks/results/cpu_search_seeds-LABEL.json
-(LABEL: results.machine_label()), compared with that kind's cpu_train-LABEL.json.
+carves the validation split and seeds both trials). Read from it: the seed (in each trial's configuration), each
+trial's test accuracy (flip, reported only) and STORAGE/ensemble/scores.json (`ensemble --json`: members and
+ensemble with ten crops, the ensemble's gain over each member and its interval). One row per seed, and per goal of
+the machine kind (README, "Time goals") the seeds that meet it; the figures go to
+benchmarks/results/cpu_search_seeds-LABEL.json (LABEL: results.machine_label()), compared with that kind's
+cpu_train-LABEL.json.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import results
 from analysis.intervals import CONFIDENCE
-from budget_figures import ENSEMBLE, trial_figures
+from budget_figures import ENSEMBLE, gain_figures, trial_figures
 
 # The search + ensemble's goal on test/, per machine kind (README, "Time goals"): an accuracy, above cpu_train.sh's
 # figure, and on cpu-bf16 above every single trial too.
@@ -32,7 +33,8 @@ def seed_figures(storage: Path, name: str, cpu_train: float | None) -> dict:
 
     searched = layout.list_trials(storage, name)
     if not searched:
-        raise SystemExit(f"{storage / name}: no trials (is STORAGE a cpu_search.sh storage, and --name its experiment?)")
+        raise SystemExit(f"{storage / name}: no trials (is STORAGE a cpu_search.sh storage, and --name its "
+                         "experiment?)")
     scores = json.loads((storage / "ensemble" / "scores.json").read_text())
     members = {model: row for model, row in scores.items() if not model.startswith(ENSEMBLE)}
     best_member = max(members, key=lambda m: members[m]["test_acc"])
@@ -42,13 +44,13 @@ def seed_figures(storage: Path, name: str, cpu_train: float | None) -> dict:
     trials = trial_figures(storage, name)
     ensemble = scores[ENSEMBLE]["test_acc"]
     best_single = max([t["test_acc"] for t in trials.values()] + [row["test_acc"] for row in members.values()])
-    return {"seed": int(searched[0].config.get("split_seed", 0)), "storage": str(storage), "epochs": sorted({t["epochs"] for t in trials.values()}),
+    return {"seed": int(searched[0].config.get("split_seed", 0)), "storage": str(storage),
+            "epochs": sorted({t["epochs"] for t in trials.values()}),
             "ensemble_val_acc": scores[ENSEMBLE]["val_acc"], "ensemble_test_acc": ensemble,
             "members_test_acc": {m: row["test_acc"] for m, row in members.items()},
             "trials_test_acc_flip": {t: row["test_acc"] for t, row in trials.items()},
             "best_member": best_member,
-            "test_gain_over_best_member": {key: members[best_member][f"test_ensemble_gain{end}"]
-                                           for key, end in (("gain", ""), ("low", "_low"), ("high", "_high"))},
+            "test_gain_over_best_member": gain_figures(members[best_member]),
             "above_every_trial": ensemble > best_single,
             "above_cpu_train": None if cpu_train is None else ensemble > cpu_train}
 
@@ -68,7 +70,8 @@ def main() -> None:
     print(f"{'seed':>4}  {'ensemble test':>13}  {'best member':>11}  ensemble - best member [95% interval]")
     for run in runs:
         gain = run["test_gain_over_best_member"]
-        print(f"{run['seed']:>4}  {run['ensemble_test_acc']:>13.4f}  {run['members_test_acc'][run['best_member']]:>11.4f}"
+        best = run["members_test_acc"][run["best_member"]]
+        print(f"{run['seed']:>4}  {run['ensemble_test_acc']:>13.4f}  {best:>11.4f}"
               f"  {gain['gain']:+.4f} [{gain['low']:+.4f}, {gain['high']:+.4f}]")
     figures = {"seeds": [r["seed"] for r in runs], "runs": runs, "interval_confidence": CONFIDENCE,
                "cpu_train_test_acc": cpu_train,
@@ -76,7 +79,8 @@ def main() -> None:
                "median_ensemble_test_acc": statistics.median(r["ensemble_test_acc"] for r in runs),
                "median_test_gain_over_best_member": statistics.median(r["test_gain_over_best_member"]["gain"]
                                                                       for r in runs),
-               "seeds_meeting_accuracy_goal": None if goal is None else sum(r["ensemble_test_acc"] >= goal for r in runs),
+               "seeds_meeting_accuracy_goal": None if goal is None else sum(r["ensemble_test_acc"] >= goal
+                                                                            for r in runs),
                "seeds_above_every_trial": sum(r["above_every_trial"] for r in runs),
                "seeds_above_cpu_train": None if cpu_train is None else sum(r["above_cpu_train"] for r in runs),
                "seeds_meeting_the_whole_goal": None if goal is None or cpu_train is None else sum(
