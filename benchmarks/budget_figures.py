@@ -14,13 +14,16 @@ test gain over its best member with the paired-bootstrap interval (`ensemble --j
 weights and temperature, each member retrained on train + validation for the epochs validation chose) and
 writes the validated and the refit ensemble's test accuracy, and the refit's seconds, to cpu_search_refit-LABEL.json.
 Results go to benchmarks/results/cpu_train-LABEL.json and cpu_search-LABEL.json (LABEL: results.machine_label();
-a search with `--seed N` other than 0 goes to cpu_search_seedN-LABEL.json, beside the seed-0 figures).
+a run with `--seed N` other than 0 goes to cpu_train_seedN-LABEL.json or cpu_search_seedN-LABEL.json, beside the
+seed-0 figures). A search is compared with the cpu_train.sh run of its own seed (the same validation split, so the
+same training images), or with seed 0's where its seed has none.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import re
 import subprocess
 import sys
 import time
@@ -33,12 +36,46 @@ REFIT = "ensemble (refit)"  # the refit ensemble's row in `ensemble --json`
 REPO = Path(__file__).resolve().parent.parent
 
 
+def seeded_name(name: str, seed: int) -> str:
+    """A benchmark's results name for one seed: NAME for seed 0, NAME_seedN otherwise."""
+    return name if seed == 0 else f"{name}_seed{seed}"
+
+
+def seeded_results(name: str, label: str) -> dict[int, tuple[Path, dict]]:
+    """Every seed's results file of one benchmark on one machine kind, by seed: NAME-LABEL.json is seed 0's,
+    NAME_seedN-LABEL.json seed N's (seeded_name)."""
+    pattern = re.compile(rf"{re.escape(name)}(?:_seed(\d+))?-{re.escape(label)}\.json")
+    found = {}
+    for path in sorted(results.results_dir().glob(f"{name}*-{label}.json")):
+        match = pattern.fullmatch(path.name)
+        if match:
+            found[int(match.group(1) or 0)] = (path, json.loads(path.read_text()))
+    return found
+
+
+def cpu_train_by_seed(label: str) -> dict[int, float]:
+    """cpu_train.sh's ten-crop test accuracy on this machine kind, by seed."""
+    return {seed: record["figures"]["test_acc_ten_crops"]
+            for seed, (_, record) in seeded_results("cpu_train", label).items()}
+
+
+def cpu_train_for(seed: int, by_seed: dict[int, float]) -> tuple[int, float] | None:
+    """The cpu_train.sh figure a search of `seed` is compared with: its own seed's, else seed 0's, else None."""
+    for candidate in (seed, 0):
+        if candidate in by_seed:
+            return candidate, by_seed[candidate]
+    return None
+
+
 def train_figures(out: Path, minutes: float, started: float, trained: float, test_json: Path) -> dict:
+    import torch
+
     plan = json.loads((out / "plan.json").read_text())
+    seed = int(torch.load(out / "model.pt", map_location="cpu", weights_only=True)["config"].get("seed", 0))
     history = list(csv.DictReader(open(out / "metrics.csv")))
     best = max(history, key=lambda row: float(row["val_acc"]))
     test = json.loads(test_json.read_text())
-    return {"minutes": minutes, "layout": plan["layout"], "network": plan["network"],
+    return {"seed": seed, "minutes": minutes, "layout": plan["layout"], "network": plan["network"],
             "measured_train_images_per_s": round(plan["train_images_per_s"]),
             "measured_eval_images_per_s": round(plan["eval_images_per_s"]),
             "planned_epochs": plan["epochs"], "epochs": len(history), "best_epoch": int(best["epoch"]),
@@ -95,11 +132,12 @@ def search_figures(storage: Path, name: str, minutes: float, started: float, sea
         figures["ensemble_above_every_trial"] = ensemble_test > best_single_test_acc(trials, members)
         best_member = max(members, key=lambda m: members[m]["test_acc"])
         figures["ensemble_test_gain_over_best_member"] = {"member": best_member, **gain_figures(members[best_member])}
-        try:
-            train = results.load("cpu_train", label)["figures"]["test_acc_ten_crops"]
-            figures.update(cpu_train_test_acc=train, ensemble_above_cpu_train=ensemble_test > train)
-        except (FileNotFoundError, KeyError):
+        train = cpu_train_for(record.val_seed, cpu_train_by_seed(label))
+        if train is None:
             figures["ensemble_above_cpu_train"] = "no cpu_train results for this machine kind yet"
+        else:
+            figures.update(cpu_train_seed=train[0], cpu_train_test_acc=train[1],
+                           ensemble_above_cpu_train=ensemble_test > train[1])
     return figures
 
 
@@ -150,11 +188,11 @@ def main() -> None:
         name = "cpu_search_refit"
     elif args.what == "train":
         figures = train_figures(args.out, args.minutes, args.started, args.trained, args.test_json)
-        name = "cpu_train"
+        name = seeded_name("cpu_train", figures["seed"])
     else:
         figures = search_figures(args.storage, args.name, args.minutes, args.started, args.searched,
                                  args.ensemble_json, label)
-        name = "cpu_search" if figures["seed"] == 0 else f"cpu_search_seed{figures['seed']}"
+        name = seeded_name("cpu_search", figures["seed"])
     for key, value in figures.items():
         print(f"{key}: {value}")
     results.save(name, figures, label=label)

@@ -1,26 +1,25 @@
 """cpu_search.sh's accuracy over several seeds: how often its ensemble meets the goals, and by how much it beats
 its best member, with the paired-bootstrap interval of that gain.
 
-    python benchmarks/cpu_search_seeds.py STORAGE [STORAGE ...] [--name cpu_search]
+    python benchmarks/cpu_search_seeds.py [--label LABEL]
 
-Each STORAGE holds one `benchmarks/cpu_search.sh STORAGE DATA MINUTES [--seed N]` run on this machine kind (the seed
-carves the validation split and seeds both trials). Read from it: the seed (in each trial's configuration), each
-trial's test accuracy (flip, reported only) and STORAGE/ensemble/scores.json (`ensemble --json`: members and
-ensemble with ten crops, the ensemble's gain over each member and its interval). One row per seed, and per goal of
-the machine kind (README, "Time goals") the seeds that meet it; the figures go to
-benchmarks/results/cpu_search_seeds-LABEL.json (LABEL: results.machine_label()), compared with that kind's
-cpu_train-LABEL.json.
+Reads the results files of one machine kind (LABEL, by default this machine's: results.machine_label()) that
+`benchmarks/cpu_search.sh STORAGE DATA MINUTES [--seed N]` and `benchmarks/cpu_train.sh OUT DATA MINUTES
+[--seed N]` wrote: cpu_search-LABEL.json (seed 0) and cpu_search_seedN-LABEL.json, each with its trials' test
+accuracy (flip, reported only), its members' and ensemble's (ten crops) and the ensemble's gain over its best
+member with its interval; cpu_train-LABEL.json and cpu_train_seedN-LABEL.json. One row per seed, and per goal of
+the machine kind (README, "Time goals") the seeds that meet it. Each seed is compared with cpu_train.sh's run of
+the same seed (the same validation split, so the same training images), or with seed 0's where its seed has
+none. The figures go to benchmarks/results/cpu_search_seeds-LABEL.json.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-from pathlib import Path
 
 import results
 from analysis.intervals import CONFIDENCE
-from budget_figures import ENSEMBLE, best_single_test_acc, gain_figures, trial_figures
+from budget_figures import best_single_test_acc, cpu_train_by_seed, cpu_train_for, seeded_results
 
 # The search + ensemble's goal on test/, per machine kind (README, "Time goals"): an accuracy, above cpu_train.sh's
 # figure, and on cpu-bf16 above every single trial too.
@@ -28,66 +27,74 @@ ACCURACY_GOAL = {"cpu-bf16": 0.65, "cpu-avx2": 0.625}
 ABOVE_EVERY_TRIAL_GOAL = {"cpu-bf16": True, "cpu-avx2": False}
 
 
-def seed_figures(storage: Path, name: str, cpu_train: float | None) -> dict:
-    from fer_search.search import layout
-
-    searched = layout.list_trials(storage, name)
-    if not searched:
-        raise SystemExit(f"{storage / name}: no trials (is STORAGE a cpu_search.sh storage, and --name its "
-                         "experiment?)")
-    scores = json.loads((storage / "ensemble" / "scores.json").read_text())
-    members = {model: row for model, row in scores.items() if not model.startswith(ENSEMBLE)}
-    best_member = max(members, key=lambda m: members[m]["test_acc"])
-    if "test_ensemble_gain" not in members[best_member]:
-        raise SystemExit(f"{storage}/ensemble/scores.json has no gain intervals: rerun its `ensemble --json` "
-                         "(benchmarks/cpu_search.sh's last command) with this commit")
-    trials = trial_figures(storage, name)
-    ensemble = scores[ENSEMBLE]["test_acc"]
-    return {"seed": int(searched[0].config.get("split_seed", 0)), "storage": str(storage),
+def seed_figures(seed: int, record: dict, source: str, cpu_train_runs: dict[int, float]) -> dict:
+    """One seed's row, from its cpu_search results file (`budget_figures.py search`)."""
+    figures = record["figures"]
+    if "ensemble_test_gain_over_best_member" not in figures:
+        raise SystemExit(f"{source} has no ensemble test figures with their gain interval: rerun cpu_search.sh's "
+                         "last two commands (`ensemble --json`, `budget_figures.py search`) on its storage")
+    members = figures["members_test_acc_ten_crops"]
+    trials = figures["trials"]
+    ensemble = figures["ensemble_test_acc_ten_crops"]
+    gain = dict(figures["ensemble_test_gain_over_best_member"])
+    best_member = gain.pop("member")
+    cpu_train = cpu_train_for(seed, cpu_train_runs)
+    return {"seed": seed, "results_file": source, "commit": record.get("commit"),
             "epochs": sorted({t["epochs"] for t in trials.values()}),
-            "ensemble_val_acc": scores[ENSEMBLE]["val_acc"], "ensemble_test_acc": ensemble,
-            "members_test_acc": {m: row["test_acc"] for m, row in members.items()},
+            "ensemble_val_acc": figures["ensemble_val_acc_ten_crops"], "ensemble_test_acc": ensemble,
+            "members_test_acc": members,
             "trials_test_acc_flip": {t: row["test_acc"] for t, row in trials.items()},
-            "best_member": best_member,
-            "test_gain_over_best_member": gain_figures(members[best_member]),
-            "above_every_trial": ensemble > best_single_test_acc(trials, members),
-            "above_cpu_train": None if cpu_train is None else ensemble > cpu_train}
+            "best_member": best_member, "test_gain_over_best_member": gain,
+            "above_every_trial": ensemble > best_single_test_acc(trials, {m: {"test_acc": a}
+                                                                          for m, a in members.items()}),
+            "cpu_train_seed": None if cpu_train is None else cpu_train[0],
+            "cpu_train_test_acc": None if cpu_train is None else cpu_train[1],
+            "above_cpu_train": None if cpu_train is None else ensemble > cpu_train[1]}
+
+
+def seeds_figures(label: str) -> dict:
+    """The table over every seed of this machine kind's cpu_search results, and how many seeds meet each goal."""
+    cpu_train_runs = cpu_train_by_seed(label)
+    searches = seeded_results("cpu_search", label)
+    if not searches:
+        raise SystemExit(f"no cpu_search results for {label} in {results.results_dir()} (cpu_search-{label}.json, "
+                         f"cpu_search_seedN-{label}.json): run benchmarks/cpu_search.sh first")
+    runs = [seed_figures(seed, record, path.name, cpu_train_runs) for seed, (path, record) in sorted(searches.items())]
+    goal = ACCURACY_GOAL.get(label)
+    whole_goal = None if goal is None or not cpu_train_runs else sum(
+        r["ensemble_test_acc"] >= goal and r["above_cpu_train"]
+        and (r["above_every_trial"] or not ABOVE_EVERY_TRIAL_GOAL[label]) for r in runs)
+    return {"seeds": [r["seed"] for r in runs], "runs": runs, "interval_confidence": CONFIDENCE,
+            "cpu_train_test_acc_by_seed": cpu_train_runs,
+            "median_cpu_train_test_acc": statistics.median(cpu_train_runs.values()) if cpu_train_runs else None,
+            "accuracy_goal": goal,
+            "median_ensemble_test_acc": statistics.median(r["ensemble_test_acc"] for r in runs),
+            "median_test_gain_over_best_member": statistics.median(r["test_gain_over_best_member"]["gain"]
+                                                                   for r in runs),
+            "seeds_meeting_accuracy_goal": None if goal is None else sum(r["ensemble_test_acc"] >= goal
+                                                                         for r in runs),
+            "seeds_above_every_trial": sum(r["above_every_trial"] for r in runs),
+            "seeds_above_cpu_train": None if not cpu_train_runs else sum(r["above_cpu_train"] for r in runs),
+            "seeds_meeting_the_whole_goal": whole_goal,
+            "seeds_whose_gain_interval_excludes_0": sum(r["test_gain_over_best_member"]["low"] > 0
+                                                        or r["test_gain_over_best_member"]["high"] < 0
+                                                        for r in runs)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("storages", nargs="+", type=Path, metavar="STORAGE")
-    parser.add_argument("--name", default="cpu_search", help="the experiment's name in each storage [%(default)s]")
+    parser.add_argument("--label", help="the machine kind whose results to read [this machine's]")
     args = parser.parse_args()
-    label = results.machine_label()
-    try:
-        cpu_train = results.load("cpu_train", label)["figures"]["test_acc_ten_crops"]
-    except (FileNotFoundError, KeyError):
-        cpu_train = None
-    runs = sorted((seed_figures(s.absolute(), args.name, cpu_train) for s in args.storages), key=lambda r: r["seed"])
-    goal = ACCURACY_GOAL.get(label)
-    print(f"{'seed':>4}  {'ensemble test':>13}  {'best member':>11}  ensemble - best member [95% interval]")
-    for run in runs:
+    label = args.label or results.machine_label()
+    figures = seeds_figures(label)
+    print(f"{'seed':>4}  {'ensemble test':>13}  {'best member':>11}  {'cpu_train (seed)':>16}"
+          "  ensemble - best member [95% interval]")
+    for run in figures["runs"]:
         gain = run["test_gain_over_best_member"]
         best = run["members_test_acc"][run["best_member"]]
-        print(f"{run['seed']:>4}  {run['ensemble_test_acc']:>13.4f}  {best:>11.4f}"
+        train = "-" if run["cpu_train_seed"] is None else f"{run['cpu_train_test_acc']:.4f} ({run['cpu_train_seed']})"
+        print(f"{run['seed']:>4}  {run['ensemble_test_acc']:>13.4f}  {best:>11.4f}  {train:>16}"
               f"  {gain['gain']:+.4f} [{gain['low']:+.4f}, {gain['high']:+.4f}]")
-    figures = {"seeds": [r["seed"] for r in runs], "runs": runs, "interval_confidence": CONFIDENCE,
-               "cpu_train_test_acc": cpu_train,
-               "accuracy_goal": goal,
-               "median_ensemble_test_acc": statistics.median(r["ensemble_test_acc"] for r in runs),
-               "median_test_gain_over_best_member": statistics.median(r["test_gain_over_best_member"]["gain"]
-                                                                      for r in runs),
-               "seeds_meeting_accuracy_goal": None if goal is None else sum(r["ensemble_test_acc"] >= goal
-                                                                            for r in runs),
-               "seeds_above_every_trial": sum(r["above_every_trial"] for r in runs),
-               "seeds_above_cpu_train": None if cpu_train is None else sum(r["above_cpu_train"] for r in runs),
-               "seeds_meeting_the_whole_goal": None if goal is None or cpu_train is None else sum(
-                   r["ensemble_test_acc"] >= goal and r["above_cpu_train"]
-                   and (r["above_every_trial"] or not ABOVE_EVERY_TRIAL_GOAL[label]) for r in runs),
-               "seeds_whose_gain_interval_excludes_0": sum(r["test_gain_over_best_member"]["low"] > 0
-                                                           or r["test_gain_over_best_member"]["high"] < 0
-                                                           for r in runs)}
     for key, value in figures.items():
         if key != "runs":
             print(f"{key}: {value}")

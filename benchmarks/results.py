@@ -96,12 +96,17 @@ def _commit() -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
+def results_dir(directory: Path | None = None) -> Path:
+    """Where results files go: `directory`, else $FER_SEARCH_RESULTS_DIR, else benchmarks/results/."""
+    return Path(directory or os.environ.get("FER_SEARCH_RESULTS_DIR") or RESULTS_DIR)
+
+
 def save(name: str, figures: dict[str, Any], *, label: str | None = None, command: list[str] | None = None,
          directory: Path | None = None) -> Path:
     """Write benchmarks/results/NAME[-LABEL].json and print where; returns the path."""
     info = machine()
     stem = f"{name}-{label}" if label else name
-    path = Path(directory or os.environ.get("FER_SEARCH_RESULTS_DIR") or RESULTS_DIR) / f"{stem}.json"
+    path = results_dir(directory) / f"{stem}.json"
     record = {"name": name, "label": label, "figures": figures,
               "command": command if command is not None else [Path(sys.argv[0]).name, *sys.argv[1:]],
               **_commit(), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -114,8 +119,7 @@ def save(name: str, figures: dict[str, Any], *, label: str | None = None, comman
 
 def load(name: str, label: str | None = None, directory: Path | None = None) -> dict[str, Any]:
     stem = f"{name}-{label}" if label else name
-    return json.loads((Path(directory or os.environ.get("FER_SEARCH_RESULTS_DIR") or RESULTS_DIR)
-                       / f"{stem}.json").read_text())
+    return json.loads((results_dir(directory) / f"{stem}.json").read_text())
 
 
 def _parse_value(text: str) -> Any:
