@@ -66,6 +66,8 @@ def seeds_figures(label: str) -> dict:
         and (r["above_every_trial"] or not ABOVE_EVERY_TRIAL_GOAL[label]) for r in runs)
     return {"seeds": [r["seed"] for r in runs], "runs": runs, "interval_confidence": CONFIDENCE,
             "cpu_train_test_acc_by_seed": cpu_train_runs,
+            "cpu_train_epochs_by_seed": {seed: record["figures"].get("epochs")
+                                         for seed, (_, record) in seeded_results("cpu_train", label).items()},
             "median_cpu_train_test_acc": statistics.median(cpu_train_runs.values()) if cpu_train_runs else None,
             "accuracy_goal": goal,
             "median_ensemble_test_acc": statistics.median(r["ensemble_test_acc"] for r in runs),

@@ -39,7 +39,7 @@ def test_the_seed_table_reads_every_seeds_search_and_cpu_train_of_the_same_seed(
         "cpu_search_seed2": _search_file(0.648, {"m/a": 0.646, "m/b": 0.64}, {"a": 0.645, "b": 0.64},
                                          (0.002, -0.003, 0.007)),
         "cpu_train": {"figures": {"test_acc_ten_crops": 0.645}},  # recorded before seeds were: seed 0
-        "cpu_train_seed2": {"figures": {"seed": 2, "test_acc_ten_crops": 0.649}},
+        "cpu_train_seed2": {"figures": {"seed": 2, "test_acc_ten_crops": 0.649, "epochs": 23}},
         "cpu_search_refit": {"figures": {}},  # other benchmarks' files beside them are not seeds
         "cpu_search_seeds": {"figures": {}},
     }
@@ -58,6 +58,7 @@ def test_the_seed_table_reads_every_seeds_search_and_cpu_train_of_the_same_seed(
     assert rows[0]["best_member"] == "m/a" and rows[0]["test_gain_over_best_member"] == {
         "gain": 0.005, "low": 0.001, "high": 0.01}
     assert figures["cpu_train_test_acc_by_seed"] == {"0": 0.645, "2": 0.649}
+    assert figures["cpu_train_epochs_by_seed"] == {"0": None, "2": 23}
     assert figures["median_ensemble_test_acc"] == 0.652
     assert (figures["seeds_meeting_accuracy_goal"], figures["seeds_above_every_trial"],
             figures["seeds_above_cpu_train"], figures["seeds_meeting_the_whole_goal"],
