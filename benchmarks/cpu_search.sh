@@ -4,7 +4,7 @@
 #   (DATA defaults to ../shared/fer2013, MINUTES to 20; e.g. `... /tmp/s ../shared/fer2013 20 --set precision=fp32`)
 # `run --time-budget MINUTES` measures this machine (one two-thread trial vs two one-thread trials at once, on
 # the networks of benchmarks/cpu_space.yaml) and plans: its two points (two networks a little deeper than
-# cpu_train.sh's, on its recipe) each get the epochs that fill the budget, so both anneal to their end on any CPU
+# cpu_train.sh's, on its recipe) each get the epochs that fill their lane, so both anneal to their end on any CPU
 # and the ensemble has two strong, different members, rather than more, shorter trials. A longer --time-budget with
 # more --num-samples goes on with TPE over the space's ranges. Then `ensemble --top 3 --tta crops` (members,
 # weights and temperature chosen on validation; test scored once, reported only). Figures go to

@@ -79,6 +79,45 @@ def test_the_lanes_last_trials_get_the_epochs_left_so_that_no_lane_idles_to_the_
     assert not plan_search(budget, 2, [], cost, Request(max_epochs=plan.tpe_epochs)).tail_epochs
 
 
+def test_a_point_on_a_faster_network_fills_its_own_lane_where_every_trial_has_one():
+    """Two points, two lanes, two trials (cpu_search.sh): E is what the slower network fits; the faster point runs
+    the more epochs its lane holds, still ending inside the budget. Epochs the user fixed, an epochs budget, or more
+    trials than lanes (ASHA compares trials at the same epochs) leave every point at E."""
+    budget = Budget(seconds=1200, elapsed_s=20)
+    slow, fast = Cost(60.0, 2.0), Cost(50.0, 2.0)
+    points = [Point("deeper_cnn", "double_last", None, slow), Point("deeper_cnn", "five_blocks", None, fast)]
+    plan = plan_search(budget, 2, points, slow, Request(num_samples=2))
+    by_point = {t.point: t for t in plan.trials}
+    assert by_point["double_last"].epochs == plan.tpe_epochs == int((_available(budget) - 2.0) // 60.0)
+    assert by_point["five_blocks"].epochs == int((_available(budget) - 2.0) // 50.0) > plan.tpe_epochs
+    assert plan.point_epochs == {"deeper_cnn/five_blocks": by_point["five_blocks"].epochs}
+    assert all(t.start_s + t.full_s <= _available(budget) for t in plan.trials) and plan.expected_end_s <= 1200
+    assert plan.guard()["epochs"]["deeper_cnn/five_blocks"] == by_point["five_blocks"].epochs
+    assert any("deeper_cnn/five_blocks runs" in note for note in plan.notes)
+    for unchanged in (plan_search(budget, 2, points, slow, Request(num_samples=2, max_epochs=10)),
+                      plan_search(Budget(epochs=40), 2, points, slow, Request(num_samples=2)),
+                      plan_search(budget, 2, points, slow, Request(num_samples=4))):
+        assert not unchanged.point_epochs
+        assert all(t.epochs <= unchanged.tpe_epochs for t in unchanged.trials)
+
+
+def test_the_sampler_gives_a_point_its_planned_epochs_and_asha_lets_it_finish():
+    from fer_search.search.sampler import SpaceSampler
+    from search_spaces import load_space
+
+    space = load_space(str(SPACES / "tiny_simple_cnn.yaml"))
+    for smoke in (False, True):
+        sampler = SpaceSampler([space], {"epochs": 5, "seed": 0}, point_budgets=not smoke,
+                               point_epochs={"simple_cnn/good": 8})
+        trial = types.SimpleNamespace(user_attrs={"point": "good"}, number=0,
+                                      suggest_float=lambda name, low, high, log=False: low,
+                                      suggest_categorical=lambda name, choices: choices[0])
+        assert sampler(trial)["epochs"] == 8
+        trial.user_attrs = {"point": "collapse"}
+        assert sampler(trial)["epochs"] == 5
+        assert ("simple_cnn", "good") in sampler.scheduled_points & sampler.budgeted_points
+
+
 def test_a_short_budget_gets_shorter_trials_so_that_the_search_still_searches():
     plan = plan_search(Budget(seconds=450, elapsed_s=20), 2, _points(None, None), Cost(10.0, 0.0), Request())
     assert plan.tpe_epochs < planner.DEFAULT_TPE_EPOCHS
@@ -318,6 +357,31 @@ def test_a_planned_search_prints_and_records_its_plan_and_compares_it_with_what_
     trials = layout.list_trials(tmp_path, "planned")
     assert all(t.config["epochs"] == recorded["tpe_epochs"] for t in trials)  # the plan's epochs
     assert (tmp_path / "planned" / "speed.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_planned_point_on_a_faster_network_runs_the_epochs_its_lane_holds(tmp_path, capsys):
+    from fer_search.cli import main
+    from fer_search.search import layout
+    from fer_search.search.record import load_record
+
+    space = tmp_path / "two_networks.yaml"
+    space.write_text("family: simple_cnn\n"
+                     "fixed: {arch: simple_cnn, kernel_size: 3, fc_width: 32, batch_size: 32, patience: 0}\n"
+                     "points:\n  wide: {widths: [64, 128], lr: 0.003}\n  narrow: {widths: [4, 8], lr: 0.003}\n"
+                     "params:\n  lr: {log: [0.001, 0.005]}\n")
+    code = main(["run", "--space", str(space), "--data", "synthetic", "--storage", str(tmp_path), "--name", "lanes",
+                 "--time-budget", "2", "--max-train-images", "256", "--cpus-per-trial", "1", "--num-samples", "2"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    recorded = load_record(tmp_path / "lanes").plan
+    planned = {p["point"]: p["epochs"] for p in recorded["points"]}
+    assert planned["wide"] == recorded["tpe_epochs"] < planned["narrow"]
+    assert recorded["point_epochs"] == {"simple_cnn/narrow": planned["narrow"]}
+    assert "documented point simple_cnn/narrow runs" in captured.out
+    trials = {t.config["point"]: t for t in layout.list_trials(tmp_path, "lanes")}
+    for point, epochs in planned.items():  # each ran its own plan's epochs, to the end of its schedule
+        assert trials[point].config["epochs"] == epochs == trials[point].epochs
 
 
 def test_train_with_a_time_budget_plans_its_epochs(tmp_path, capsys):

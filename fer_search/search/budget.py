@@ -156,6 +156,7 @@ def _apply(plan: planner.Plan, layout: Layout, settings, budget: SearchBudget, d
     settings.num_samples = plan.num_samples
     settings.max_epochs = plan.tpe_epochs
     settings.grace_period = plan.grace_period
+    settings.point_epochs = dict(plan.point_epochs)
     if layout.device == "cpu" and not budget.layout_given:
         settings.cpus_per_trial = layout.threads
     # In trial epochs, as the search counts them.
@@ -236,7 +237,7 @@ def plan_record(plan: planner.Plan, started: float) -> dict[str, Any]:
     return {"budget": plan.budget, "layout": plan.layout, "machine": describe_machine(), "lanes": plan.lanes, "tpe_epochs": plan.tpe_epochs,
             "grace_period": plan.grace_period, "milestones": plan.milestones, "num_samples": plan.num_samples,
             "points": points, "tpe_trials": len(plan.trials) - len(points) - len(plan.tail_epochs),
-            "tail_epochs": plan.tail_epochs, "left_out": plan.left_out,
+            "tail_epochs": plan.tail_epochs, "point_epochs": plan.point_epochs, "left_out": plan.left_out,
             "notes": plan.notes, "started": started, "expected_end": started + plan.expected_end_s,
             "planned_trials": len(plan.trials)}
 

@@ -19,7 +19,9 @@ What the plan fixes depends on what the user fixed:
 | both                | E                                                | N (the plan says how many fit) |
 
 ASHA's grace period is E / eta unless given; when every trial has a lane from the start (N <= lanes),
-stopping one would free a lane nothing waits for, so ASHA gets no rung (grace = E).
+stopping one would free a lane nothing waits for, so ASHA gets no rung (grace = E). With a time budget and E not
+given, each documented point that names no epochs then fills its own lane: E is what the slowest trial fits, and a
+point on a faster network runs the more epochs its lane holds, rather than leave its lane idle to the deadline.
 
 Where the plan decides both (neither is given), a lane's last trials may get a shorter schedule: once a whole
 E-epoch trial no longer fits in what is left, a TPE trial of the epochs that do fit (at least TAIL_FRACTION of
@@ -28,6 +30,7 @@ end (ASHA stops most trials early) to the deadline.
 """
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from dataclasses import asdict, dataclass, field
@@ -128,6 +131,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     layout: str = ""  # the machine side, in words (budget.py: trials x threads, device)
     tail_min_epochs: int | None = None  # the shortest schedule a lane's last TPE trial may get (None: no such trial)
+    # Documented points given more than E to fill their own lane ("family/point" -> epochs; see the module's notes).
+    point_epochs: dict[str, int] = field(default_factory=dict)
     tpe_cost: Cost | None = None  # what a TPE trial's epochs cost (the guard sizes the shorter last trials with it)
 
     @property
@@ -218,8 +223,13 @@ def plan_search(budget: Budget, lanes: int, points: list[Point], tpe: Cost, requ
         epochs = min(epochs, request.max_epochs or DEFAULT_TPE_EPOCHS)  # no trial takes them: the default, not a bound
     num_samples = request.num_samples or len(trials)
     idle = num_samples <= lanes and request.grace_period is None
+    point_epochs: dict[str, int] = {}
     if idle:  # a stop would free a lane that no trial waits for: ASHA gets no rung, trials hold their lanes
         trials, left_out = _lay_out(budget, lanes, points, tpe, request, epochs, asha=False, tail_min=tail_min)
+        if budget.seconds is not None and request.max_epochs is None:
+            trials, point_epochs = _fill_lanes(budget, trials, points)
+            notes += [f"documented point {key} runs {e} epochs, all that its own lane holds (the slowest trial "
+                      f"sets the others' at {epochs})" for key, e in point_epochs.items()]
     if request.num_samples and len(trials) < request.num_samples:
         notes.append(f"{len(trials)} of the {request.num_samples} trials asked for are expected to fit; no trial "
                      "starts unless its whole schedule fits in what is left")
@@ -234,7 +244,7 @@ def plan_search(budget: Budget, lanes: int, points: list[Point], tpe: Cost, requ
     return Plan(budget=budget.describe(), lanes=lanes, tpe_epochs=epochs, grace_period=grace, milestones=milestones,
                 reduction_factor=request.reduction_factor, num_samples=num_samples, trials=trials,
                 start_s=start_s, deadline_s=budget.seconds, left_out=left_out, notes=notes, tail_min_epochs=tail_min,
-                tpe_cost=tpe)
+                tpe_cost=tpe, point_epochs=point_epochs)
 
 
 def plan_training(budget_s: float, elapsed_s: float, cost: Cost) -> int:
@@ -266,7 +276,7 @@ def _lay_out(budget: Budget, lanes: int, points: list[Point], tpe: Cost, request
     _, milestones = _asha(epochs, request, on=asha)
     tpe_expected = milestones[0] if first_rung_only and milestones else \
         expected_epochs(epochs, milestones, request.reduction_factor)
-    available_s = (budget.seconds or 0.0) * (1 - SLACK) - budget.elapsed_s - START_UP_S - WIND_DOWN_S
+    available_s = _available_s(budget)
     available_epochs = (budget.epochs or 0.0) / budget.epoch_fraction
     lane_free = [0.0] * lanes
     trials, left_out = [], []
@@ -310,6 +320,29 @@ def _lay_out(budget: Budget, lanes: int, points: list[Point], tpe: Cost, request
         trials.append(PlannedTrial(family, point, trial_epochs, runs, start, full, cost.seconds(runs)))
         heapq.heapreplace(lane_free, start + cost.seconds(runs))
     return trials, left_out
+
+
+def _available_s(budget: Budget) -> float:
+    """Seconds of a time budget the trials may fill, from the first trial's start."""
+    return (budget.seconds or 0.0) * (1 - SLACK) - budget.elapsed_s - START_UP_S - WIND_DOWN_S
+
+
+def _fill_lanes(budget: Budget, trials: list[PlannedTrial],
+                points: list[Point]) -> tuple[list[PlannedTrial], dict[str, int]]:
+    """Every trial on its own lane (no ASHA rung): each documented point that names no epochs runs the most its lane
+    holds. Returns the trials and the points given more epochs than they had."""
+    costs = {trial_key(p.family, p.name): p.cost for p in points if p.epochs is None}
+    filled, point_epochs = [], {}
+    for t in trials:
+        cost = costs.get(t.key)
+        fit = 0 if cost is None else math.floor((_available_s(budget) - t.start_s - cost.first_epoch_extra_s)
+                                                / cost.epoch_s + 1e-9)
+        if fit > t.epochs:
+            t = dataclasses.replace(t, epochs=fit, expected_epochs=fit, full_s=cost.seconds(fit),
+                                    expected_s=cost.seconds(fit))
+            point_epochs[t.key] = fit
+        filled.append(t)
+    return filled, point_epochs
 
 
 def _default_epochs(lay_out, points: list[Point], lanes: int, eta: int) -> int:

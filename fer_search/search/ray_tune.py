@@ -183,7 +183,8 @@ def _start_local_ray(cpus: int, gpus: int) -> None:
 
 def _new_tuner(trainable, spaces: list[SearchSpace], settings: SearchSettings, concurrency: int,
                data_version: str) -> tune.Tuner:
-    sampler = SpaceSampler(spaces, settings.overrides(), point_budgets=settings.point_budgets)
+    sampler = SpaceSampler(spaces, settings.overrides(), point_budgets=settings.point_budgets,
+                           point_epochs=settings.point_epochs)
     searcher = search_algorithm(sampler, settings, concurrency)
     scheduler = BudgetASHA(sampler.scheduled_points, time_attr="training_iteration", metric=settings.objective,
                            mode="max", max_t=settings.max_epochs,

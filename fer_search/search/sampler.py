@@ -39,14 +39,17 @@ class SpaceSampler:
     """Callable on an Optuna trial -> the trial's configuration. Plain data only: Ray pickles it
     with the searcher's state, which `--resume` loads again."""
 
-    def __init__(self, spaces: list[SearchSpace], overrides: dict[str, Any], *, point_budgets: bool = True):
+    def __init__(self, spaces: list[SearchSpace], overrides: dict[str, Any], *, point_budgets: bool = True,
+                 point_epochs: dict[str, int] | None = None):
         self.spaces = {space.family: space for space in spaces}
         self.overrides = dict(overrides)  # run-wide settings (epochs, metric, seed, ...) every trial gets
+        # Points a planned budget gives epochs of their own ("family/point" -> epochs: SearchSettings.point_epochs).
+        self.planned_epochs = {tuple(key.split("/", 1)): int(e) for key, e in (point_epochs or {}).items()}
         # (family, point) of the points with their own schedule, which ASHA lets run to its end ...
         self.scheduled_points = {(family, name) for family, space in self.spaces.items()
-                                 for name, point in space.points.items() if "epochs" in point}
-        # ... and keep their own epochs; none when the run cuts every trial's epochs (--smoke).
-        self.budgeted_points = set(self.scheduled_points) if point_budgets else set()
+                                 for name, point in space.points.items() if "epochs" in point} | set(self.planned_epochs)
+        # ... and keep their own epochs; none of the documented ones when the run cuts every trial's epochs (--smoke).
+        self.budgeted_points = set(self.scheduled_points) if point_budgets else set(self.planned_epochs)
 
     def documented_points(self) -> list[tuple[dict[str, Any], dict[str, str]]]:
         """(Optuna parameters to enqueue, user attributes) per documented point, families interleaved
@@ -80,7 +83,9 @@ class SpaceSampler:
             # For a documented point Optuna returns the enqueued value, so TPE learns from it.
             config[key] = _suggest(trial, _optuna_name(family, key, spec, found[0]), found[1])
         run_wide = dict(self.overrides)
-        if (family, point) in self.budgeted_points:
+        if (family, point) in self.planned_epochs:
+            run_wide["epochs"] = self.planned_epochs[(family, point)]
+        elif (family, point) in self.budgeted_points:
             del run_wide["epochs"]
         seed = run_wide.get("seed", 0)
         trial_seed = point_seed(seed, family, point) if point else seed + trial.number

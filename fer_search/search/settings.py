@@ -55,6 +55,9 @@ class SearchSettings:
     # A documented point that names its own epochs keeps them over max_epochs and runs to its own end
     # (ASHA does not stop it); False (--smoke) cuts its epochs to max_epochs, which it still runs to their end.
     point_budgets: bool = True
+    # A planned budget's documented points that fill their own lane ("family/point" -> epochs, plan.py): they run
+    # those epochs to their end, as a point with its own epochs does.
+    point_epochs: dict = field(default_factory=dict)
     experiment_type: str = "search"  # W&B tag: "search" or "reproduce"
     trial_retries: int = 2  # restarts of a failed trial from its last checkpoint (CUDA out of memory, a lost node)
     # A trial checkpoints on a new best and its last epoch, and every N epochs (None: at most once a minute).
