@@ -117,11 +117,6 @@ def save(name: str, figures: dict[str, Any], *, label: str | None = None, comman
     return path
 
 
-def load(name: str, label: str | None = None, directory: Path | None = None) -> dict[str, Any]:
-    stem = f"{name}-{label}" if label else name
-    return json.loads((results_dir(directory) / f"{stem}.json").read_text())
-
-
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
