@@ -1,7 +1,7 @@
 """cpu_search.sh's accuracy over several seeds: how often its ensemble meets the goals, and by how much it beats
 its best member, with the paired-bootstrap interval of that gain.
 
-    python benchmarks/cpu_search_seeds.py [--label LABEL]
+    python benchmarks/cpu_search_seeds.py [--label LABEL] [--name NAME]
 
 Reads the results files of one machine kind (LABEL, by default this machine's: results.machine_label()) that
 `benchmarks/cpu_search.sh STORAGE DATA MINUTES [--seed N]` and `benchmarks/cpu_train.sh OUT DATA MINUTES
@@ -10,7 +10,9 @@ accuracy (flip, reported only), its members' and ensemble's (ten crops) and the 
 member with its interval; cpu_train-LABEL.json and cpu_train_seedN-LABEL.json. One row per seed, and per goal of
 the machine kind (README, "Time goals") the seeds that meet it. Each seed is compared with cpu_train.sh's run of
 the same seed (the same validation split, so the same training images), or with seed 0's where its seed has
-none. The figures go to benchmarks/results/cpu_search_seeds-LABEL.json.
+none. The figures go to benchmarks/results/cpu_search_seeds-LABEL.json. `--name` reads the searches kept under
+another results name instead (NAME-LABEL.json, NAME_seedN-LABEL.json; e.g. cpu_search_earlier_plan, the runs of an
+earlier plan) and writes NAME_seeds-LABEL.json.
 """
 from __future__ import annotations
 
@@ -52,13 +54,14 @@ def seed_figures(seed: int, record: dict, source: str, cpu_train_runs: dict[int,
             "above_cpu_train": None if cpu_train is None else ensemble > cpu_train[1]}
 
 
-def seeds_figures(label: str) -> dict:
-    """The table over every seed of this machine kind's cpu_search results, and how many seeds meet each goal."""
+def seeds_figures(label: str, name: str = "cpu_search") -> dict:
+    """The table over every seed of this machine kind's cpu_search results (kept under `name`), and how many seeds
+    meet each goal."""
     cpu_train_runs = cpu_train_by_seed(label)
-    searches = seeded_results("cpu_search", label)
+    searches = seeded_results(name, label)
     if not searches:
-        raise SystemExit(f"no cpu_search results for {label} in {results.results_dir()} (cpu_search-{label}.json, "
-                         f"cpu_search_seedN-{label}.json): run benchmarks/cpu_search.sh first")
+        raise SystemExit(f"no {name} results for {label} in {results.results_dir()} ({name}-{label}.json, "
+                         f"{name}_seedN-{label}.json): run benchmarks/cpu_search.sh first")
     runs = [seed_figures(seed, record, path.name, cpu_train_runs) for seed, (path, record) in sorted(searches.items())]
     goal = ACCURACY_GOAL.get(label)
     whole_goal = None if goal is None or not cpu_train_runs else sum(
@@ -86,9 +89,11 @@ def seeds_figures(label: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", help="the machine kind whose results to read [this machine's]")
+    parser.add_argument("--name", default="cpu_search",
+                        help="the results name the searches are kept under [cpu_search: cpu_search.sh's own]")
     args = parser.parse_args()
     label = args.label or results.machine_label()
-    figures = seeds_figures(label)
+    figures = seeds_figures(label, args.name)
     print(f"{'seed':>4}  {'ensemble test':>13}  {'best member':>11}  {'cpu_train (seed)':>16}"
           "  ensemble - best member [95% interval]")
     for run in figures["runs"]:
@@ -100,7 +105,7 @@ def main() -> None:
     for key, value in figures.items():
         if key != "runs":
             print(f"{key}: {value}")
-    results.save("cpu_search_seeds", figures, label=label)
+    results.save(f"{args.name}_seeds", figures, label=label)
 
 
 if __name__ == "__main__":
