@@ -138,5 +138,5 @@ def test_every_number_of_a_table_body_counts_but_its_first_cell():
 def test_an_edited_figure_fails(tmp_path):
     """The check is not vacuous: a figure one hundredth off a recorded one is not found."""
     numbers = recorded_numbers()
-    assert is_recorded(65.31, 2, True, numbers)
-    assert not is_recorded(65.32, 2, True, numbers)
+    assert is_recorded(65.62, 2, True, numbers)  # cpu_search.sh's ensemble, cpu-bf16 seed 0
+    assert not is_recorded(65.63, 2, True, numbers) and not is_recorded(65.61, 2, True, numbers)
