@@ -332,11 +332,12 @@ def _fill_lanes(budget: Budget, trials: list[PlannedTrial],
     """Every trial on its own lane (no ASHA rung): each documented point that names no epochs runs the most its lane
     holds. Returns the trials and the points given more epochs than they had."""
     costs = {trial_key(p.family, p.name): p.cost for p in points if p.epochs is None}
+    available_s = _available_s(budget)
     filled, point_epochs = [], {}
     for t in trials:
         cost = costs.get(t.key)
-        fit = 0 if cost is None else math.floor((_available_s(budget) - t.start_s - cost.first_epoch_extra_s)
-                                                / cost.epoch_s + 1e-9)
+        fit = 0 if cost is None else math.floor((available_s - t.start_s - cost.first_epoch_extra_s) / cost.epoch_s
+                                                + 1e-9)
         if fit > t.epochs:
             t = dataclasses.replace(t, epochs=fit, expected_epochs=fit, full_s=cost.seconds(fit),
                                     expected_s=cost.seconds(fit))
